@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# Install and start a Docker Engine with buildx and compose on a bare Debian 12 host.
+#
+# Debian 12 has no usable engine of its own for our needs, but Debian 13's docker.io,
+# docker-cli, docker-buildx and docker-compose need only libc6 >= 2.34, so they install on
+# bookworm beside bookworm's runc and tini. The trixie suite is added at pin priority 100 so
+# nothing else on the host is upgraded from it. Idempotent: a host whose engine already
+# answers is left as it is.
+#
+# Environment:
+#   DOCKER_MIRROR_URL  registry mirror for docker.io pulls (default http://127.0.0.1:5000,
+#                      the local base-image mirror; empty to configure none)
+#   DOCKERD_LOG        where dockerd logs (default /var/log/dockerd.log)
+set -Eeuo pipefail
+
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+: "${DOCKER_MIRROR_URL=http://127.0.0.1:5000}"
+: "${DOCKERD_LOG:=/var/log/dockerd.log}"
+
+engine_answers() {
+	docker info --format '{{.ServerVersion}}' >/dev/null 2>&1
+}
+
+add_trixie_suite() {
+	local sources=/etc/apt/sources.list.d/agentgate-trixie.sources
+	local pin=/etc/apt/preferences.d/agentgate-trixie
+	[[ -f $sources && -f $pin ]] && return 0
+	local archive
+	archive=$(debian_archive_url)
+	cat >"$sources" <<-SOURCES
+		Types: deb
+		URIs: $archive
+		Suites: trixie
+		Components: main
+		Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+	SOURCES
+	# Priority 100: trixie packages are installed only when asked for by name (pkg/trixie).
+	cat >"$pin" <<-PIN
+		Package: *
+		Pin: release n=trixie
+		Pin-Priority: 100
+	PIN
+	log "added the trixie suite from $archive at pin priority 100"
+}
+
+install_engine() {
+	if command -v dockerd >/dev/null && docker buildx version >/dev/null 2>&1 &&
+		docker compose version >/dev/null 2>&1; then
+		return 0
+	fi
+	add_trixie_suite
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+		docker.io/trixie docker-cli/trixie docker-buildx/trixie docker-compose/trixie \
+		iptables ca-certificates >/dev/null
+	log "installed $(dockerd --version)"
+}
+
+write_daemon_config() {
+	local config=/etc/docker/daemon.json
+	mkdir -p /etc/docker
+	local mirrors='[]'
+	[[ -n $DOCKER_MIRROR_URL ]] && mirrors="[\"$DOCKER_MIRROR_URL\"]"
+	# The containerd image store holds multi-platform images and manifest lists, which the
+	# classic store cannot; the mirror lets FROM node:... resolve without Docker Hub.
+	local wanted
+	wanted=$(
+		cat <<-JSON
+			{
+			  "features": {"containerd-snapshotter": true},
+			  "registry-mirrors": $mirrors
+			}
+		JSON
+	)
+	if [[ -f $config ]] && [[ $(<"$config") == "$wanted" ]]; then
+		return 0
+	fi
+	printf '%s\n' "$wanted" >"$config"
+	log "wrote $config"
+}
+
+start_engine() {
+	engine_answers && return 0
+	# No systemd on these hosts: dockerd starts its own managed containerd.
+	nohup dockerd >>"$DOCKERD_LOG" 2>&1 &
+	wait_for "Docker Engine" 60 engine_answers ||
+		die "dockerd did not answer within 60 s; see $DOCKERD_LOG"
+}
+
+main() {
+	require_root
+	if engine_answers; then
+		log "Docker Engine $(docker info --format '{{.ServerVersion}}') already answers; nothing to do"
+		return 0
+	fi
+	install_engine
+	write_daemon_config
+	start_engine
+	docker buildx version >/dev/null || die "docker buildx is missing after install; install docker-buildx"
+}
+
+main "$@"
