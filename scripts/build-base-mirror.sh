@@ -17,8 +17,8 @@
 #   NODE_VERSION     full Node.js version (default 20.20.2)
 #   NPM_VERSION      npm bundled with it (default 10.8.2)
 #   YARN_VERSION     yarn classic (default 1.22.22)
-#   PLATFORMS        space-separated (default "linux/amd64"; add linux/arm64 for multi-arch,
-#                    which needs qemu-user-static and binfmt-support)
+#   PLATFORMS        space-separated (default "linux/amd64"; linux/arm64 needs emulation:
+#                    scripts/provision-emulation.sh)
 #   MIRROR           registry host:port (default 127.0.0.1:5000)
 #   FORCE            1 rebuilds even when the tags exist
 set -Eeuo pipefail
@@ -56,15 +56,9 @@ install_tools() {
 	local missing=()
 	command -v debootstrap >/dev/null || missing+=(debootstrap)
 	command -v curl >/dev/null || missing+=(curl)
-	if [[ " $PLATFORMS " == *" linux/arm64 "* && $(uname -m) != aarch64 ]]; then
-		[[ -e /usr/bin/qemu-aarch64-static ]] || missing+=(qemu-user-static binfmt-support)
-	fi
 	((${#missing[@]} == 0)) && return 0
 	apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-	if command -v update-binfmts >/dev/null; then
-		update-binfmts --enable >/dev/null 2>&1 || :  # already enabled is fine
-	fi
 }
 
 # npm_unpack PACKAGE@VERSION DEST: unpack an npm package tarball's package/ dir into DEST.

