@@ -1,0 +1,179 @@
+"""The docker buildx argument list, flag by flag."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from agentimage.buildx import BuildSpec, buildx_argv, cache_ref
+from agentimage.errors import AgentImageError
+from agentimage.imagebuild import BuildOptions, build_args, failure_hint, make_spec
+from agentimage.labels import ImageMetadata
+
+TAGS = ("agentgate/agent:dev", "agentgate/agent:sha-1a2b3c4")
+META = ImageMetadata("0.1.1", "a" * 40, "2026-01-02T03:04:05Z", "https://x/y", "slim")
+
+
+def argv(**changes: object) -> list[str]:
+    return buildx_argv(BuildSpec(**{"tags": TAGS, **changes}))  # type: ignore[arg-type]
+
+
+def pairs(args: list[str], flag: str) -> list[str]:
+    return [args[i + 1] for i, a in enumerate(args) if a == flag]
+
+
+def test_minimal_command() -> None:
+    assert argv() == [
+        "docker",
+        "buildx",
+        "build",
+        "--file",
+        "docker/Dockerfile.agent",
+        "--tag",
+        TAGS[0],
+        "--tag",
+        TAGS[1],
+        ".",
+    ]
+
+
+def test_context_is_last_and_command_first() -> None:
+    args = argv(load=True, context="/src", build_args={"A": "1"})
+    assert args[:3] == ["docker", "buildx", "build"]
+    assert args[-1] == "/src"
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        ({"builder": "remote"}, ["--builder", "remote"]),
+        ({"platforms": ("linux/amd64", "linux/arm64")}, ["--platform", "linux/amd64,linux/arm64"]),
+        ({"ca_cert": Path("/etc/ca.pem")}, ["--secret", "id=ca-certificates,src=/etc/ca.pem"]),
+        ({"cache_from": ("type=registry,ref=r/c",)}, ["--cache-from", "type=registry,ref=r/c"]),
+        ({"cache_to": ("type=inline",)}, ["--cache-to", "type=inline"]),
+        ({"no_cache": True}, ["--no-cache"]),
+        ({"pull": True}, ["--pull"]),
+        ({"load": True}, ["--load"]),
+        ({"push": True}, ["--push"]),
+        ({"output": "type=oci,dest=a.tar"}, ["--output", "type=oci,dest=a.tar"]),
+        ({"metadata_file": Path("/tmp/m.json")}, ["--metadata-file", "/tmp/m.json"]),
+        ({"progress": "plain"}, ["--progress", "plain"]),
+        ({"dockerfile": "other/Dockerfile"}, ["--file", "other/Dockerfile"]),
+    ],
+)
+def test_each_flag(changes: dict[str, object], expected: list[str]) -> None:
+    args = argv(**changes)
+    start = args.index(expected[0])
+    assert args[start : start + len(expected)] == expected
+
+
+def test_flags_absent_by_default() -> None:
+    args = argv()
+    for flag in (
+        "--builder",
+        "--platform",
+        "--secret",
+        "--cache-from",
+        "--cache-to",
+        "--no-cache",
+        "--load",
+        "--push",
+        "--output",
+        "--metadata-file",
+        "--pull",
+    ):
+        assert flag not in args
+
+
+def test_repeated_cache_sources_keep_order() -> None:
+    args = argv(cache_from=("type=registry,ref=a", "type=local,src=b"))
+    assert pairs(args, "--cache-from") == ["type=registry,ref=a", "type=local,src=b"]
+
+
+def test_build_args_in_order() -> None:
+    args = argv(build_args={"BASE_IMAGE": "node:20-alpine", "NODE_VERSION": "20"})
+    assert pairs(args, "--build-arg") == ["BASE_IMAGE=node:20-alpine", "NODE_VERSION=20"]
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"load": True, "push": True},
+        {"push": True, "output": "type=oci,dest=x"},
+        {"load": True, "output": "type=docker"},
+    ],
+)
+def test_one_destination_only(changes: dict[str, object]) -> None:
+    with pytest.raises(AgentImageError, match="one destination"):
+        argv(**changes)
+
+
+def test_tags_required() -> None:
+    with pytest.raises(AgentImageError, match="no image tag"):
+        buildx_argv(BuildSpec(tags=()))
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (
+            "127.0.0.1:5000/agentgate/agent:cache",
+            "type=registry,ref=127.0.0.1:5000/agentgate/agent:cache",
+        ),
+        ("type=local,src=/tmp/c", "type=local,src=/tmp/c"),
+        ("type=registry,ref=r:c,mode=max", "type=registry,ref=r:c,mode=max"),
+    ],
+)
+def test_cache_ref(value: str, expected: str) -> None:
+    assert cache_ref(value) == expected
+
+
+@pytest.mark.parametrize(
+    ("variant", "node", "base"),
+    [
+        ("alpine", "20", "node:20-alpine"),
+        ("slim", "20", "node:20-bookworm-slim"),
+        ("slim", "22.11.0", "node:22.11.0-bookworm-slim"),
+    ],
+)
+def test_build_args_from_options(variant: str, node: str, base: str) -> None:
+    args = build_args(BuildOptions(variant, node, "2.1.197"), META)
+    assert args["BASE_IMAGE"] == base
+    assert args["NODE_VERSION"] == node
+    assert args["CLAUDE_CODE_VERSION"] == "2.1.197"
+    assert args["IMAGE_VERSION"] == "0.1.1"
+    assert args["IMAGE_REVISION"] == "a" * 40
+
+
+def test_make_spec_carries_every_option() -> None:
+    options = BuildOptions(
+        "slim",
+        "20",
+        "2.1.197",
+        ca_cert=Path("/ca.pem"),
+        builder="b",
+        cache_from=("type=inline",),
+        cache_to=("type=inline",),
+        no_cache=True,
+    )
+    args = buildx_argv(make_spec(options, META, TAGS, load=True))
+    for expected in ("--builder", "--secret", "--cache-from", "--cache-to", "--no-cache", "--load"):
+        assert expected in args
+
+
+@pytest.mark.parametrize(
+    ("variant", "log", "hint"),
+    [
+        (
+            "alpine",
+            "ERROR: failed to resolve source metadata for docker.io/library/node:20-alpine",
+            "--variant slim",
+        ),
+        ("slim", "failed to resolve source metadata for node:20-bookworm-slim", "registry mirror"),
+        ("slim", "npm ERR! code SELF_SIGNED_CERT_IN_CHAIN", "--ca-cert"),
+        ("slim", "RUN exited 1", "build log"),
+    ],
+)
+def test_failure_hint(variant: str, log: str, hint: str) -> None:
+    assert hint in failure_hint(variant, log)

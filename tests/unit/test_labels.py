@@ -1,0 +1,50 @@
+"""OCI label values and the build args that carry them."""
+
+from __future__ import annotations
+
+from agentimage.labels import ImageMetadata, label_build_args, mismatched_labels, oci_labels
+
+META = ImageMetadata(
+    version="0.2.14-dev.3+g1a2b3c4",
+    revision="1a2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b",
+    created="2026-01-02T03:04:05Z",
+    source="https://github.com/agentgate/agent-image",
+    variant="slim",
+)
+
+
+def test_oci_labels_has_every_required_key() -> None:
+    labels = oci_labels(META)
+    keys = {k.removeprefix("org.opencontainers.image.") for k in labels}
+    assert keys == {
+        "title",
+        "description",
+        "url",
+        "source",
+        "version",
+        "created",
+        "revision",
+        "licenses",
+    }
+    assert labels["org.opencontainers.image.version"] == "0.2.14-dev.3+g1a2b3c4"
+    assert labels["org.opencontainers.image.revision"] == META.revision
+    assert labels["org.opencontainers.image.created"] == "2026-01-02T03:04:05Z"
+    assert labels["org.opencontainers.image.url"] == META.source  # url falls back to source
+    assert labels["org.opencontainers.image.licenses"] == "Apache-2.0"
+
+
+def test_label_build_args_match_the_dockerfile_args() -> None:
+    assert label_build_args(META) == {
+        "IMAGE_VERSION": META.version,
+        "IMAGE_REVISION": META.revision,
+        "IMAGE_CREATED": META.created,
+        "IMAGE_SOURCE": META.source,
+        "IMAGE_VARIANT": "slim",
+    }
+
+
+def test_mismatched_labels() -> None:
+    expected = oci_labels(META)
+    actual = {**expected, "org.opencontainers.image.revision": "unknown"}
+    assert list(mismatched_labels(expected, actual)) == ["org.opencontainers.image.revision"]
+    assert mismatched_labels(expected, expected) == {}
