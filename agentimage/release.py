@@ -1,0 +1,547 @@
+"""`invoke release`: the plan as data, then converging steps that each take dry_run.
+
+Order (so a failure never leaves a moved floating tag or a dangling git tag):
+  1 preflight    every guard, before anything changes
+  2 build        buildx --load, tagged <repo>:sha-<7> of the source commit
+  3 test         the configured test command with AGENT_IMAGE=<repo>:sha-<7>
+  4 publish      push the immutable tags (sha-<7>, then X.Y.Z)
+  5 git          write VERSION, commit "release: vX.Y.Z", annotated tag, atomic push
+  6 floating     X.Y, X, latest (never backwards) point at X.Y.Z in the registry
+A failure in 5 restores the local commit and tag exactly. A re-run converges: immutable tags
+already pushed for this commit are reused (2-4 skipped); a release commit that is tagged but
+not fully published (push failed, floating tags missing) is finished instead of bumped again.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import git
+
+from agentimage import gitinfo, imagebuild, preflight, versioning
+from agentimage.buildx import buildx_argv
+from agentimage.config import image_repository
+from agentimage.errors import AgentImageError, ExitCode
+from agentimage.labels import DESCRIPTION, ImageMetadata
+from agentimage.proc import quote
+from agentimage.registry import Registry, split_reference
+from agentimage.tags import ReleaseTags, release_tags, sha_tag
+
+RELEASE_SUBJECT = re.compile(r"^release: v(?P<version>\S+)$")
+VERSION_FILE = "VERSION"
+
+
+@dataclass(frozen=True)
+class ReleaseSettings:
+    bump: str
+    pre: str | None
+    push: bool
+    image_name: str
+    registry: str
+    branch: str
+    remote: str
+    test_command: str
+    build: imagebuild.BuildOptions
+    source_url: str = ""
+    title: str = "agentgate/agent"
+    description: str = DESCRIPTION
+    licenses: str = "Apache-2.0"
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    commands: tuple[str, ...]
+    skip: str = ""  # why this step does nothing in this plan
+
+
+@dataclass(frozen=True)
+class ReleasePlan:
+    current: versioning.Version
+    version: versioning.Version
+    bump: str
+    branch: str
+    remote: str
+    head_sha: str  # HEAD when the plan was made (rollback point)
+    source_sha: str  # the commit the image is built from
+    created: str
+    repository: str  # registry-qualified image repository
+    tags: ReleaseTags
+    push: bool
+    resume: bool  # HEAD already is the release commit: only finish it
+    published: bool  # immutable tags already in the registry for this commit
+    remote_has_release: bool
+    test_command: str
+    build_argv: tuple[str, ...]
+    steps: tuple[Step, ...] = field(default=())
+
+    @property
+    def git_tag(self) -> str:
+        return versioning.tag_name(self.version)
+
+    @property
+    def test_ref(self) -> str:
+        return f"{self.repository}:{sha_tag(self.source_sha)}"
+
+    def describe(self) -> list[str]:
+        kind = "prerelease" if self.version.prerelease else "stable release"
+        lines = [
+            f"release {self.git_tag} ({kind}; --bump {self.bump} from {self.current})"
+            + (" [resuming an unfinished release]" if self.resume else ""),
+            f"  branch {self.branch} at {self.head_sha[:7]}, image source {self.source_sha[:7]}",
+            f"  image  {self.repository}",
+            f"  tags   immutable: {' '.join(self.tags.immutable)}; "
+            f"floating: {' '.join(self.tags.floating) or '(none)'}"
+            + (
+                f"; held back (would go backwards): {' '.join(self.tags.held_back)}"
+                if self.tags.held_back
+                else ""
+            ),
+            f"  push   {'yes' if self.push else 'no (--no-push: local only)'}",
+        ]
+        for number, step in enumerate(self.steps, 1):
+            lines.append(
+                f"  {number}. {step.name}" + (f"  [skip: {step.skip}]" if step.skip else "")
+            )
+            lines += [f"       $ {command}" for command in step.commands]
+        return lines
+
+
+# -- planning (read-only) ----------------------------------------------------------------------
+
+
+def _git_remote_refs(repo: git.Repo, remote: str, *refs: str) -> dict[str, str]:
+    try:
+        out = repo.git.ls_remote(remote, *refs)
+    except git.GitCommandError as exc:
+        raise AgentImageError(
+            f"git remote {remote!r} is unreachable or missing ({gitinfo_error(exc)}); "
+            "check `git remote -v` or pass --no-push",
+            ExitCode.GIT_STATE,
+        ) from exc
+    found = {}
+    for line in out.splitlines():
+        sha, _, ref = line.partition("\t")
+        found[ref] = sha
+    return found
+
+
+def gitinfo_error(exc: git.GitCommandError) -> str:
+    text = str(exc.stderr or exc).strip().splitlines()
+    return text[-1].strip().removeprefix("stderr: ").strip("' ") if text else "git failed"
+
+
+def _check_clean_branch(repo: git.Repo, branch: str) -> str:
+    if repo.head.is_detached:
+        raise AgentImageError(
+            f"HEAD is detached; check out the release branch with git switch {branch}",
+            ExitCode.GIT_STATE,
+        )
+    current = repo.active_branch.name
+    if current != branch:
+        raise AgentImageError(
+            f"on branch {current!r}, not the release branch {branch!r}; git switch {branch} "
+            "(or configure release.branch)",
+            ExitCode.GIT_STATE,
+        )
+    if gitinfo.is_dirty(repo):
+        paths = ", ".join(gitinfo.dirty_paths(repo))
+        raise AgentImageError(
+            f"working tree is not clean ({paths}); commit, stash or remove the changes first",
+            ExitCode.GIT_STATE,
+        )
+    return current
+
+
+def _check_version_agrees(repo: git.Repo, root: Path) -> versioning.Version:
+    current = versioning.read_version_file(root / VERSION_FILE)
+    last = gitinfo.last_release(repo)
+    if last is not None and last != current:
+        raise AgentImageError(
+            f"{VERSION_FILE} says {current} but the latest release tag is v{last}; make them agree "
+            f"(write {last} to {VERSION_FILE}, or tag v{current})",
+            ExitCode.GIT_STATE,
+        )
+    return current
+
+
+def _resolve_bump(repo: git.Repo, bump: str, current: versioning.Version) -> str:
+    if bump != "auto":
+        return bump
+    since = gitinfo.last_release(repo)
+    messages = gitinfo.commit_messages_since(repo, since)
+    resolved = versioning.bump_from_commits(messages)
+    if resolved is None:
+        where = f"v{since}" if since else "the first commit"
+        raise AgentImageError(
+            f"nothing releasable since {where} ({len(messages)} commits, none feat/fix/perf or "
+            "breaking); pass --bump patch|minor|major to release anyway",
+            ExitCode.NOTHING_TO_RELEASE,
+        )
+    return resolved
+
+
+def _existing_tags(repo: git.Repo, registry: Registry | None, image_repo: str) -> list[str]:
+    tags = [t[1:] for t in gitinfo.all_release_tags(repo)]
+    if registry is not None:
+        tags += registry.list_tags(image_repo)
+    return tags
+
+
+def plan_release(
+    root: Path,
+    settings: ReleaseSettings,
+    *,
+    registry_factory: Callable[[str], Registry] = Registry,
+) -> ReleasePlan:
+    """Every guard, then the plan. Reads git, the remote and the registry; changes nothing."""
+    versioning.check_bump(settings.bump)
+    if settings.pre is not None:
+        versioning.check_pre_id(settings.pre)
+    repo = gitinfo.open_repo(root)
+    root = Path(str(repo.working_tree_dir))
+    branch = _check_clean_branch(repo, settings.branch)
+    current = _check_version_agrees(repo, root)
+    head = repo.head.commit
+    repository = image_repository(settings.image_name, settings.registry if settings.push else "")
+    registry: Registry | None = None
+    image_repo = ""
+    if settings.push:
+        if not settings.registry:
+            raise AgentImageError(
+                "no registry configured to push to; pass --registry HOST[:PORT] or --no-push"
+            )
+        host, image_repo = split_reference(repository)
+        registry = registry_factory(host)
+        registry.ping(need_push=True)
+
+    resume = _resumable(repo, root, head, settings, registry, image_repo, repository)
+    if resume is not None:
+        return resume
+
+    bump = _resolve_bump(repo, settings.bump, current)
+    version = versioning.next_version(current, bump, settings.pre)
+    tag = versioning.tag_name(version)
+    if tag in repo.tags:
+        raise AgentImageError(
+            f"git tag {tag} already exists locally; delete it (git tag -d {tag}) or bump further",
+            ExitCode.GIT_STATE,
+        )
+    remote_has_release = False
+    if settings.push:
+        refs = _git_remote_refs(repo, settings.remote, f"refs/heads/{branch}", f"refs/tags/{tag}")
+        if f"refs/tags/{tag}" in refs:
+            raise AgentImageError(
+                f"git tag {tag} already exists on {settings.remote}; fetch it (git fetch --tags) "
+                "and bump further",
+                ExitCode.GIT_STATE,
+            )
+        remote_head = refs.get(f"refs/heads/{branch}")
+        if remote_head and remote_head != head.hexsha and not _is_ancestor(repo, remote_head):
+            raise AgentImageError(
+                f"{settings.remote}/{branch} has commits that {branch} lacks; "
+                f"git pull --ff-only {settings.remote} {branch} first",
+                ExitCode.GIT_STATE,
+            )
+
+    tags = release_tags(version, head.hexsha, _existing_tags(repo, registry, image_repo))
+    published = False
+    if registry is not None:
+        version_digest = registry.digest(image_repo, str(version))
+        if version_digest is not None:
+            if version_digest != registry.digest(image_repo, sha_tag(head.hexsha)):
+                raise AgentImageError(
+                    f"{repository}:{version} already exists in the registry with another image; "
+                    "released tags are immutable, bump to a later version",
+                    ExitCode.REGISTRY,
+                )
+            published = True
+    return _with_steps(
+        ReleasePlan(
+            current=current,
+            version=version,
+            bump=bump,
+            branch=branch,
+            remote=settings.remote,
+            head_sha=head.hexsha,
+            source_sha=head.hexsha,
+            created=gitinfo.rfc3339(head.committed_datetime),
+            repository=repository,
+            tags=tags,
+            push=settings.push,
+            resume=False,
+            published=published,
+            remote_has_release=remote_has_release,
+            test_command=settings.test_command,
+            build_argv=(),
+        ),
+        settings,
+    )
+
+
+def _is_ancestor(repo: git.Repo, sha: str) -> bool:
+    try:
+        return bool(repo.is_ancestor(sha, "HEAD"))
+    except git.GitCommandError:
+        return False  # the remote commit is not even known locally
+
+
+def _resumable(
+    repo: git.Repo,
+    root: Path,
+    head: git.Commit,
+    settings: ReleaseSettings,
+    registry: Registry | None,
+    image_repo: str,
+    repository: str,
+) -> ReleasePlan | None:
+    """A plan that finishes the release HEAD already records, or None when it is complete."""
+    match = RELEASE_SUBJECT.match(str(head.summary))
+    if not match or not head.parents:
+        return None
+    version = versioning.version_from_tag(f"v{match['version']}")
+    tag = f"v{match['version']}"
+    if version is None or tag not in repo.tags or repo.tags[tag].commit != head:
+        return None
+    if not settings.push or registry is None:
+        return None  # a local-only release has nothing left to publish
+    source = head.parents[0]
+    refs = _git_remote_refs(repo, settings.remote, f"refs/tags/{tag}^{{}}")
+    remote_has_release = refs.get(f"refs/tags/{tag}^{{}}") == head.hexsha
+    tags = release_tags(version, source.hexsha, _existing_tags(repo, registry, image_repo))
+    version_digest = registry.digest(image_repo, str(version))
+    if version_digest is None:
+        if remote_has_release:
+            raise AgentImageError(
+                f"release {tag} is in git but {repository}:{version} is not in the registry; "
+                f"build and push it with invoke buildx --registry {settings.registry} "
+                f"--tag {version}",
+                ExitCode.REGISTRY,
+            )
+        return None
+    floating_done = all(registry.digest(image_repo, t) == version_digest for t in tags.floating)
+    if remote_has_release and floating_done:
+        return None
+    return _with_steps(
+        ReleasePlan(
+            current=version,
+            version=version,
+            bump="resume",
+            branch=repo.active_branch.name,
+            remote=settings.remote,
+            head_sha=head.hexsha,
+            source_sha=source.hexsha,
+            created=gitinfo.rfc3339(source.committed_datetime),
+            repository=repository,
+            tags=tags,
+            push=True,
+            resume=True,
+            published=True,
+            remote_has_release=remote_has_release,
+            test_command=settings.test_command,
+            build_argv=(),
+        ),
+        settings,
+    )
+
+
+def _metadata(plan: ReleasePlan, settings: ReleaseSettings) -> ImageMetadata:
+    return ImageMetadata(
+        version=str(plan.version),
+        revision=plan.source_sha,
+        created=plan.created,
+        source=settings.source_url,
+        variant=settings.build.variant,
+        title=settings.title,
+        description=settings.description,
+        licenses=settings.licenses,
+    )
+
+
+def _with_steps(plan: ReleasePlan, settings: ReleaseSettings) -> ReleasePlan:
+    spec = imagebuild.make_spec(
+        settings.build, _metadata(plan, settings), [plan.test_ref], load=True
+    )
+    argv = tuple(buildx_argv(spec))
+    done = "already published for this commit by an earlier run" if plan.published else ""
+    version_ref = f"{plan.repository}:{plan.version}"
+    publish = [f"docker tag {plan.test_ref} {version_ref}"]
+    if plan.push:
+        publish += [f"docker push {plan.test_ref}", f"docker push {version_ref}"]
+    git_cmds = (
+        []
+        if plan.resume
+        else [
+            f"write {VERSION_FILE} = {plan.version} (temp file + rename)",
+            f"git commit -m 'release: {plan.git_tag}' -- {VERSION_FILE}",
+            f"git tag -a {plan.git_tag} -m 'release {plan.git_tag}'",
+        ]
+    )
+    if plan.push:
+        git_cmds.append(
+            f"git push --atomic {plan.remote} refs/heads/{plan.branch} refs/tags/{plan.git_tag}"
+        )
+    git_skip = "already pushed" if plan.remote_has_release else ""
+    floating = [
+        (
+            f"registry: tag {plan.repository}:{t} -> {plan.version}"
+            if plan.push
+            else f"docker tag {version_ref} {plan.repository}:{t}"
+        )
+        for t in plan.tags.floating
+    ]
+    steps = (
+        Step("build", (quote(argv),), done),
+        Step("test", (f"AGENT_IMAGE={plan.test_ref} sh -c {quote([plan.test_command])}",), done),
+        Step("publish immutable tags", tuple(publish), done),
+        Step("git release", tuple(git_cmds), git_skip),
+        Step("floating tags", tuple(floating), "" if floating else "prerelease or held back"),
+    )
+    return ReleasePlan(**{**plan.__dict__, "build_argv": argv, "steps": steps})
+
+
+# -- execution ---------------------------------------------------------------------------------
+
+
+def _say(message: str) -> None:
+    print(f"release: {message}", file=sys.stderr, flush=True)
+
+
+def _docker(*args: str, failure: str, code: ExitCode = ExitCode.PUBLISH_FAILED) -> None:
+    result = subprocess.run(["docker", *args], text=True, capture_output=True, check=False)
+    if result.returncode != 0:
+        detail = (result.stderr or result.stdout).strip().splitlines()
+        raise AgentImageError(f"{failure}: {detail[-1] if detail else 'docker failed'}", code)
+
+
+def step_build(plan: ReleasePlan, settings: ReleaseSettings, root: Path, dry_run: bool) -> None:
+    if plan.published or dry_run:
+        return
+    spec = imagebuild.make_spec(
+        settings.build, _metadata(plan, settings), [plan.test_ref], load=True
+    )
+    imagebuild.run_build(spec, settings.build.variant, root)
+
+
+def step_test(plan: ReleasePlan, root: Path, dry_run: bool) -> None:
+    if plan.published or dry_run:
+        return
+    _say(f"testing {plan.test_ref}: {plan.test_command}")
+    env = {**os.environ, "AGENT_IMAGE": plan.test_ref}
+    result = subprocess.run(["sh", "-c", plan.test_command], cwd=root, env=env, check=False)
+    if result.returncode != 0:
+        raise AgentImageError(
+            f"image tests failed for {plan.test_ref} (exit {result.returncode}); nothing was "
+            "published or committed: fix the image and re-run invoke release",
+            ExitCode.TEST_FAILED,
+        )
+
+
+def step_publish(plan: ReleasePlan, registry: Registry | None, dry_run: bool) -> None:
+    if plan.published or dry_run:
+        return
+    version_ref = f"{plan.repository}:{plan.version}"
+    _docker("tag", plan.test_ref, version_ref, failure=f"cannot tag {version_ref}")
+    if not plan.push or registry is None:
+        return
+    _, image_repo = split_reference(plan.repository)
+    if registry.digest(image_repo, str(plan.version)) is not None:  # someone released meanwhile
+        raise AgentImageError(
+            f"{version_ref} appeared in the registry during this release; another release won, "
+            "pull and bump again",
+            ExitCode.REGISTRY,
+        )
+    for ref in (plan.test_ref, version_ref):
+        _say(f"pushing {ref}")
+        _docker(
+            "push",
+            "--quiet",
+            ref,
+            failure=f"pushing {ref} failed (git was not changed; re-run when the registry is back)",
+        )
+
+
+def step_git(plan: ReleasePlan, repo: git.Repo, root: Path, dry_run: bool) -> None:
+    if dry_run:
+        return
+    tag = plan.git_tag
+    created_commit = created_tag = False
+    try:
+        if not plan.resume:
+            versioning.write_version_file(root / VERSION_FILE, plan.version)
+            repo.git.add("--", VERSION_FILE)
+            repo.git.commit("-m", f"release: {tag}", "--", VERSION_FILE)
+            created_commit = True
+            repo.git.tag("-a", tag, "-m", f"release {tag}")
+            created_tag = True
+        if plan.push and not plan.remote_has_release:
+            _say(f"pushing {plan.branch} and {tag} to {plan.remote}")
+            repo.git.push("--atomic", plan.remote, f"refs/heads/{plan.branch}", f"refs/tags/{tag}")
+    except (git.GitCommandError, OSError, KeyboardInterrupt) as exc:
+        if not plan.resume:
+            _rollback(repo, plan, created_tag=created_tag, created_commit=created_commit)
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        detail = gitinfo_error(exc) if isinstance(exc, git.GitCommandError) else str(exc)
+        raise AgentImageError(
+            f"recording {tag} in git failed ({detail}); git and {VERSION_FILE} were restored, "
+            "re-run invoke release once the cause is fixed",
+            ExitCode.PUBLISH_FAILED,
+        ) from exc
+
+
+def _rollback(
+    repo: git.Repo, plan: ReleasePlan, *, created_tag: bool, created_commit: bool
+) -> None:
+    if created_tag or plan.git_tag in repo.tags:
+        repo.git.tag("-d", plan.git_tag)
+    # the tree was clean before (a guard), so a hard reset restores VERSION and HEAD exactly
+    repo.git.reset("--hard", plan.head_sha)
+    _say(
+        f"rolled back: HEAD at {plan.head_sha[:7]}, tag {plan.git_tag} removed"
+        if created_commit
+        else "rolled back VERSION"
+    )
+
+
+def step_floating(plan: ReleasePlan, registry: Registry | None, dry_run: bool) -> None:
+    if dry_run:
+        return
+    version_ref = f"{plan.repository}:{plan.version}"
+    for tag in plan.tags.floating:
+        if plan.push and registry is not None:
+            _, image_repo = split_reference(plan.repository)
+            registry.retag(image_repo, str(plan.version), tag)
+        else:
+            _docker("tag", version_ref, f"{plan.repository}:{tag}", failure=f"cannot tag {tag}")
+    if plan.tags.floating:
+        _say(f"moved {', '.join(plan.tags.floating)} to {plan.version}")
+
+
+def execute(
+    plan: ReleasePlan,
+    settings: ReleaseSettings,
+    root: Path,
+    *,
+    dry_run: bool = False,
+    registry_factory: Callable[[str], Registry] = Registry,
+) -> None:
+    """Run the converging steps in order; each is a no-op under dry_run."""
+    repo = gitinfo.open_repo(root)
+    root = Path(str(repo.working_tree_dir))
+    registry = None
+    if plan.push:
+        registry = registry_factory(split_reference(plan.repository)[0])
+    if not dry_run and not plan.published:
+        preflight.build_environment(settings.build.builder)
+    step_build(plan, settings, root, dry_run)
+    step_test(plan, root, dry_run)
+    step_publish(plan, registry, dry_run)
+    step_git(plan, repo, root, dry_run)
+    step_floating(plan, registry, dry_run)
