@@ -1,0 +1,365 @@
+"""Build, release and publish the AgentGate agent image: `invoke --list`, `invoke --help TASK`.
+
+A thin CLI: flags are parsed here, every decision is a function in the agentimage package,
+defaults live in invoke.yaml (override with flags or INVOKE_* env vars).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from invoke import Context, Exit, task
+
+from agentimage import config, gitinfo, imagebuild, preflight, versioning
+from agentimage import release as rel
+from agentimage.buildx import buildx_argv, cache_ref
+from agentimage.errors import AgentImageError
+from agentimage.labels import ImageMetadata, oci_labels
+from agentimage.proc import quote
+from agentimage.registry import split_reference
+from agentimage.tags import dev_tags, qualify
+
+ROOT = Path(__file__).resolve().parent
+
+BUILD_HELP = {
+    "variant": "base image variant: alpine (node:<node>-alpine) or slim "
+    "(node:<node>-bookworm-slim)",
+    "node-version": "Node.js major or full version of the base image (default from invoke.yaml)",
+    "claude-code-version": "@anthropic-ai/claude-code version installed in the image",
+    "ca-cert": "CA bundle passed as BuildKit secret for npm behind TLS interception: "
+    "auto (SSL_CERT_FILE or the system bundle), none, or a PEM path",
+    "builder": "buildx builder to use (e.g. a remote BuildKit or Kubernetes builder)",
+    "cache-from": "cache source, repeatable: a registry ref or a full type=... spec",
+    "cache-to": "cache destination, repeatable: a registry ref or a full type=... spec",
+    "no-cache": "build without using the build cache",
+    "dry-run": "print the exact commands, change nothing",
+}
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    """AgentImageError -> invoke Exit: one line on stderr, a distinct exit code."""
+    try:
+        yield
+    except AgentImageError as exc:
+        raise Exit(f"error: {exc.message}", code=int(exc.code)) from None
+
+
+def _pick(value: object, default: object) -> str:
+    return str(default if value is None else value)
+
+
+def _caches(values: list[str] | None, default: str) -> tuple[str, ...]:
+    items = values or [v for v in str(default or "").split(",") if v.strip()]
+    return tuple(cache_ref(v.strip()) for v in items)
+
+
+def _build_options(
+    c: Context,
+    variant: str | None,
+    node_version: str | None,
+    claude_code_version: str | None,
+    ca_cert: str | None,
+    builder: str | None,
+    cache_from: list[str] | None,
+    cache_to: list[str] | None,
+    no_cache: bool,
+) -> imagebuild.BuildOptions:
+    options = imagebuild.BuildOptions(
+        variant=config.check_variant(_pick(variant, c.config.image.variant)),
+        node_version=config.check_node_version(_pick(node_version, c.config.image.node_version)),
+        claude_code_version=config.check_cli_version(
+            _pick(claude_code_version, c.config.image.claude_code_version)
+        ),
+        ca_cert=config.resolve_ca_cert(_pick(ca_cert, c.config.build.ca_cert)),
+        builder=_pick(builder, c.config.build.builder),
+        cache_from=_caches(cache_from, c.config.build.cache_from),
+        cache_to=_caches(cache_to, c.config.build.cache_to),
+        no_cache=no_cache,
+        dockerfile=str(c.config.build.dockerfile),
+        context=str(c.config.build.context),
+    )
+    return options
+
+
+def _metadata(
+    c: Context, source: gitinfo.SourceInfo, variant: str, version: str = ""
+) -> ImageMetadata:
+    repo = gitinfo.open_repo(ROOT)
+    url = str(c.config.image.source) or gitinfo.https_source(gitinfo.remote_url(repo))
+    return ImageMetadata(
+        version=version or source.version,
+        revision=source.sha,
+        created=source.created,
+        source=url,
+        variant=variant,
+        title=str(c.config.image.title),
+        description=str(c.config.image.description),
+        licenses=str(c.config.image.licenses),
+    )
+
+
+def _source() -> gitinfo.SourceInfo:
+    repo = gitinfo.open_repo(ROOT)
+    try:
+        base = versioning.read_version_file(ROOT / "VERSION")
+    except AgentImageError:
+        base = None
+    return gitinfo.source_info(repo, base)
+
+
+def _extra_tags(repository: str, tags: list[str] | None) -> list[str]:
+    refs = []
+    for tag in tags or []:
+        refs.append(tag if ":" in tag or "/" in tag else f"{repository}:{config.check_tag(tag)}")
+    return refs
+
+
+def _summary(
+    refs: list[str], digest: str, options: imagebuild.BuildOptions, meta: ImageMetadata
+) -> None:
+    ref = refs[0]
+    print("built " + ref.rsplit(":", 1)[0])
+    print(f"  tags      {' '.join(r.rsplit(':', 1)[1] for r in refs)}")
+    print(f"  digest    {digest or 'unknown'}")
+    print(f"  size      {imagebuild.human_size(imagebuild.image_size(ref))}")
+    base = config.base_image(options.variant, options.node_version)
+    print(f"  variant   {options.variant} ({base})")
+    print(f"  node      {imagebuild.tool_version(ref, 'node')}")
+    print(f"  claude    {imagebuild.tool_version(ref, 'claude')}")
+    print(f"  version   {meta.version}  revision {meta.revision[:12]}  created {meta.created}")
+
+
+@task(
+    auto_shortflags=False,
+    iterable=["tag", "cache_from", "cache_to"],
+    help={
+        **BUILD_HELP,
+        "tag": "extra tag (bare tag or full ref), repeatable; dev and sha-<7> are always set",
+        "metadata-file": "also write buildx's metadata JSON (image digest) to this path",
+    },
+)
+def build(
+    c: Context,
+    variant: str | None = None,
+    node_version: str | None = None,
+    claude_code_version: str | None = None,
+    tag: list[str] | None = None,
+    ca_cert: str | None = None,
+    builder: str | None = None,
+    cache_from: list[str] | None = None,
+    cache_to: list[str] | None = None,
+    no_cache: bool = False,
+    dry_run: bool = False,
+    metadata_file: str | None = None,
+) -> None:
+    """Build the image for the host platform and load it as agentgate/agent:dev and :sha-<7>."""
+    with _errors():
+        options = _build_options(
+            c,
+            variant,
+            node_version,
+            claude_code_version,
+            ca_cert,
+            builder,
+            cache_from,
+            cache_to,
+            no_cache,
+        )
+        source = _source()
+        meta = _metadata(c, source, options.variant)
+        repository = config.image_repository(str(c.config.image.name))
+        refs = qualify(repository, dev_tags(source.sha)) + _extra_tags(repository, tag)
+        spec = imagebuild.make_spec(
+            options,
+            meta,
+            refs,
+            load=True,
+            metadata_file=Path(metadata_file) if metadata_file else None,
+        )
+        if dry_run:
+            print(quote(buildx_argv(spec)))
+            return
+        preflight.build_environment(options.builder)
+        digest = imagebuild.run_build(spec, options.variant, ROOT)
+        _summary(refs, digest, options, meta)
+
+
+@task(
+    auto_shortflags=False,
+    iterable=["tag", "cache_from", "cache_to"],
+    help={
+        **BUILD_HELP,
+        "platform": "comma-separated target platforms (default linux/amd64,linux/arm64)",
+        "registry": "registry HOST[:PORT][/PATH] to push to; without it an OCI archive is written",
+        "output": "OCI archive path used when no registry is given",
+        "tag": "extra tag, repeatable; dev and sha-<7> are always set",
+        "verify": "after pushing, show the manifest list platforms and run node/claude on each",
+    },
+)
+def buildx(
+    c: Context,
+    platform: str | None = None,
+    registry: str | None = None,
+    output: str | None = None,
+    variant: str | None = None,
+    node_version: str | None = None,
+    claude_code_version: str | None = None,
+    tag: list[str] | None = None,
+    ca_cert: str | None = None,
+    builder: str | None = None,
+    cache_from: list[str] | None = None,
+    cache_to: list[str] | None = None,
+    no_cache: bool = False,
+    verify: bool = True,
+    dry_run: bool = False,
+) -> None:
+    """Multi-platform build: push a manifest list to --registry, or write an OCI archive."""
+    with _errors():
+        platforms = config.parse_platforms(_pick(platform, c.config.buildx.platforms))
+        options = _build_options(
+            c,
+            variant,
+            node_version,
+            claude_code_version,
+            ca_cert,
+            builder,
+            cache_from,
+            cache_to,
+            no_cache,
+        )
+        source = _source()
+        meta = _metadata(c, source, options.variant)
+        target = _pick(registry, c.config.image.registry)
+        repository = config.image_repository(str(c.config.image.name), target)
+        refs = qualify(repository, dev_tags(source.sha)) + _extra_tags(repository, tag)
+        destination = "" if target else f"type=oci,dest={_pick(output, c.config.buildx.output)}"
+        spec = imagebuild.make_spec(
+            options, meta, refs, platforms=platforms, push=bool(target), output=destination
+        )
+        if dry_run:
+            print(quote(buildx_argv(spec)))
+            return
+        preflight.build_environment(options.builder, platforms, load=False)
+        client = preflight.registry(split_reference(repository)[0]) if target else None
+        if destination:
+            Path(destination.split("dest=", 1)[1]).parent.mkdir(parents=True, exist_ok=True)
+        digest = imagebuild.run_build(spec, options.variant, ROOT)
+        print(f"built {', '.join(platforms)} as {' '.join(refs)}")
+        print(f"  digest    {digest or 'unknown'}")
+        if client is None:
+            print(f"  archive   {destination.split('dest=', 1)[1]}")
+            return
+        image_repo = split_reference(repository)[1]
+        found = client.platforms(image_repo, refs[1].rsplit(":", 1)[1])
+        print(f"  manifest  {refs[1]} -> {', '.join(found)}")
+        missing = sorted(set(platforms) - set(found))
+        if missing:
+            raise AgentImageError(
+                f"the pushed manifest list lacks {', '.join(missing)}; check the builder"
+            )
+        if verify:
+            for plat in platforms:
+                node = imagebuild.tool_version(refs[1], "node", plat)
+                cli = imagebuild.tool_version(refs[1], "claude", plat)
+                print(f"  {plat:<14} node {node}, claude {cli}")
+
+
+@task(
+    auto_shortflags=False,
+    iterable=["cache_from", "cache_to"],
+    help={
+        **BUILD_HELP,
+        "bump": "patch | minor | major | prerelease | auto (from conventional commits)",
+        "pre": "make a prerelease X.Y.Z-<pre>.N with this identifier (e.g. rc)",
+        "push": "push images and git; --no-push does everything locally",
+        "registry": "registry HOST[:PORT][/PATH] to publish to (default image.registry)",
+        "branch": "release branch (default release.branch, main)",
+        "remote": "git remote to push the release to (default origin)",
+        "test-command": "shell command testing the image given as $AGENT_IMAGE",
+    },
+)
+def release(
+    c: Context,
+    bump: str | None = None,
+    pre: str | None = None,
+    dry_run: bool = False,
+    push: bool = True,
+    registry: str | None = None,
+    variant: str | None = None,
+    node_version: str | None = None,
+    claude_code_version: str | None = None,
+    ca_cert: str | None = None,
+    builder: str | None = None,
+    cache_from: list[str] | None = None,
+    cache_to: list[str] | None = None,
+    no_cache: bool = False,
+    branch: str | None = None,
+    remote: str | None = None,
+    test_command: str | None = None,
+) -> None:
+    """Release the next version: build, test, push, commit and tag in git, move floating tags."""
+    with _errors():
+        if bump is None:
+            raise AgentImageError(f"--bump is required; pass --bump {'|'.join(versioning.BUMPS)}")
+        versioning.check_bump(bump)
+        prerelease_id = pre
+        if bump == "prerelease" and pre is None:
+            prerelease_id = str(c.config.release.pre)
+        options = _build_options(
+            c,
+            variant,
+            node_version,
+            claude_code_version,
+            ca_cert,
+            builder,
+            cache_from,
+            cache_to,
+            no_cache,
+        )
+        target = _pick(registry, c.config.image.registry)
+        if target:
+            config.check_registry(target)
+        repo = gitinfo.open_repo(ROOT)
+        settings = rel.ReleaseSettings(
+            bump=bump,
+            pre=prerelease_id,
+            push=push,
+            image_name=str(c.config.image.name),
+            registry=target,
+            branch=_pick(branch, c.config.release.branch),
+            remote=_pick(remote, c.config.release.remote),
+            test_command=_pick(test_command, c.config.release.test_command),
+            build=options,
+            source_url=str(c.config.image.source) or gitinfo.https_source(gitinfo.remote_url(repo)),
+            title=str(c.config.image.title),
+            description=str(c.config.image.description),
+            licenses=str(c.config.image.licenses),
+        )
+        plan = rel.plan_release(ROOT, settings)
+        print("\n".join(plan.describe()), flush=True)
+        if dry_run:
+            print("dry run: nothing was changed")
+            return
+        rel.execute(plan, settings, ROOT)
+        print(f"released {plan.git_tag} as {plan.repository} tags {' '.join(plan.tags.all)}")
+        sys.stdout.flush()
+
+
+@task(auto_shortflags=False, help={"json": "print the labels as JSON"})
+def labels(c: Context, json: bool = False) -> None:
+    """Show the version and OCI labels a build of the current checkout would carry."""
+    import json as _json
+
+    with _errors():
+        source = _source()
+        meta = _metadata(c, source, str(c.config.image.variant))
+        values = oci_labels(meta)
+        if json:
+            print(_json.dumps(values, indent=2))
+        else:
+            for key, value in values.items():
+                print(f"{key}={value}")
