@@ -1,0 +1,106 @@
+"""`invoke buildx` end to end: a two-platform push to a loopback registry, then both run.
+
+Needs a Docker Engine with buildx, arm64 emulation (scripts/provision-emulation.sh) and the
+two-platform base mirror (scripts/build-base-mirror.sh with PLATFORMS including arm64).
+About two minutes warm: the arm64 half builds under qemu.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from agentimage.registry import Registry
+
+ROOT = Path(__file__).resolve().parents[2]
+PLATFORMS = ("linux/amd64", "linux/arm64")
+REPO = "agentgate/agent"
+TAG = "multiarch-test"
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    storage = tmp_path_factory.mktemp("registry")
+    subprocess.run(
+        ["bash", str(ROOT / "scripts/start-local-registry.sh"), str(port), str(storage)],
+        check=True,
+        timeout=120,
+    )
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        with contextlib.suppress(FileNotFoundError, ProcessLookupError, ValueError):
+            os.kill(int((storage / "registry.pid").read_text()), signal.SIGTERM)
+
+
+@pytest.fixture(scope="module")
+def pushed(registry: str) -> str:
+    """Run `invoke buildx` once for the module; return the pushed reference."""
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "invoke",
+            "buildx",
+            "--variant",
+            "slim",
+            "--platform",
+            ",".join(PLATFORMS),
+            "--registry",
+            registry,
+            "--tag",
+            TAG,
+            "--no-verify",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        check=False,
+    )
+    assert result.returncode == 0, f"invoke buildx failed:\n{result.stdout[-4000:]}{result.stderr}"
+    return f"{registry}/{REPO}:{TAG}"
+
+
+def test_pushed_tag_is_a_manifest_list_of_both_platforms(registry: str, pushed: str) -> None:
+    platforms = Registry(registry).platforms(REPO, TAG)
+    assert sorted(platforms) == sorted(PLATFORMS), f"{pushed} holds {platforms}"
+
+
+@pytest.mark.parametrize("platform", PLATFORMS)
+def test_each_platform_runs_node_and_claude(pushed: str, platform: str) -> None:
+    result = subprocess.run(
+        [
+            "docker",
+            "run",
+            "--rm",
+            "--pull",
+            "always",
+            "--platform",
+            platform,
+            pushed,
+            "bash",
+            "-c",
+            "uname -m; node --version; claude --version",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    machine, node, claude = result.stdout.split("\n")[:3]
+    assert machine == {"linux/amd64": "x86_64", "linux/arm64": "aarch64"}[platform]
+    assert node.startswith("v20.")
+    assert claude.startswith("2.1.197 ")
