@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Provision a bare Debian 12 host for building and testing the agent image, idempotently:
-#   1. Docker Engine with buildx and compose, containerd image store, mirror 127.0.0.1:5000
-#   2. a local registry on 127.0.0.1:5000 serving as that mirror
-#   3. qemu-user-static + binfmt so arm64 images build and run under emulation
+#   1. qemu-user-static + binfmt so arm64 images build and run under emulation
+#   2. Docker Engine with buildx and compose, containerd image store, mirror 127.0.0.1:5000
+#   3. a local registry on 127.0.0.1:5000 serving as that mirror
 #   4. node:20-bookworm-slim built offline into the mirror (amd64 and arm64)
 # A host that already has each part is left as it is, so re-running costs seconds.
 #
@@ -18,8 +18,9 @@ source "$here/lib.sh"
 
 require_root
 start=$SECONDS
+# Emulation first: BuildKit inside dockerd lists the platforms it can build at start-up.
+[[ $BASE_PLATFORMS != *arm64* ]] || bash "$here/provision-emulation.sh"
 bash "$here/provision-docker-engine.sh"
 bash "$here/start-local-registry.sh" 5000
-[[ $BASE_PLATFORMS != *arm64* ]] || bash "$here/provision-emulation.sh"
 PLATFORMS=$BASE_PLATFORMS bash "$here/build-base-mirror.sh"
 log "host provisioned in $((SECONDS - start)) s"
