@@ -72,7 +72,24 @@ def release(session: nox.Session) -> None:
     session.run("pytest", "tests/release", *session.posargs)
 
 
-@nox.session(default=False, requires=["lint", "shellcheck", "unit", "image", "release"])
+@nox.session(default=False)
+def multiarch(session: nox.Session) -> None:
+    """`invoke buildx` for linux/amd64 and linux/arm64 (emulated) to a loopback registry."""
+    _install_test(session)
+    session.run("pytest", "tests/multiarch", *session.posargs)
+
+
+@nox.session(default=False)
+def bench(session: nox.Session) -> None:
+    """Issue 4's performance table with same-run baselines; JSON to bench-results.json."""
+    session.install("-e", ".")
+    session.run("python", "-m", "benchmarks", *session.posargs)
+
+
+VERIFY_SESSIONS = ["lint", "shellcheck", "unit", "image", "release", "multiarch"]
+
+
+@nox.session(default=False, requires=VERIFY_SESSIONS)
 def verify(session: nox.Session) -> None:
-    """Everything CI runs: lint, shellcheck, unit, image and release tests."""
-    session.log("lint, shellcheck, unit, image and release sessions passed")
+    """Everything CI runs: lint, shellcheck, unit, image, release and multi-arch tests."""
+    session.log("passed: " + ", ".join(VERIFY_SESSIONS))
