@@ -42,8 +42,9 @@ agent_fail() {
 	exit "$code"
 }
 
+# EUID is what `id -u` prints, without a fork (this runs on every container start).
 agent_is_root() {
-	[[ $(id -u) -eq 0 ]]
+	((EUID == 0))
 }
 
 # agent_verify_workspace: the workspace exists, is a directory and (unless we are root and
@@ -90,7 +91,8 @@ agent_drop_privileges() {
 
 # agent_private_dir DIR: DIR exists, is writable and private to us (mode 0700 when we own it).
 agent_private_dir() {
-	mkdir -p "$1" 2>/dev/null && [[ -w $1 ]] || return 1
+	[[ -d $1 ]] || mkdir -p "$1" 2>/dev/null || return 1
+	[[ -w $1 ]] || return 1
 	if [[ -O $1 ]]; then
 		chmod 0700 "$1"
 	fi
@@ -139,7 +141,9 @@ agent_check_credentials() {
 		agent_fail "$AGENT_EXIT_CREDENTIALS" \
 			"credentials $file is not readable by uid $(id -u); chmod 0640 it and give its group to gid $(id -g), or run with --user matching its owner"
 	fi
-	if ! jq -e 'type == "object"' "$file" >/dev/null 2>&1; then
+	# Slurp: exactly one JSON object. `jq -e 'type == "object"'` alone accepts an empty file
+	# (jq 1.6 exits 0 when there is no output) and judges only the last of several documents.
+	if ! jq -e -s 'length == 1 and (.[0] | type == "object")' "$file" >/dev/null 2>&1; then
 		agent_fail "$AGENT_EXIT_CREDENTIALS" \
 			"credentials $file is not a JSON object; mount the .credentials.json that 'claude login' wrote"
 	fi
@@ -157,14 +161,23 @@ agent_check_credentials() {
 
 # agent_setup_git: the system gitconfig (baked into the image) trusts /workspace and holds a
 # default identity; a workspace elsewhere is trusted through the user's global config.
+# One `git config` read for all three keys: each git process costs milliseconds of every start.
 agent_setup_git() {
-	if ! git config --get-all safe.directory 2>/dev/null | grep -qxF "$AGENT_WORKSPACE"; then
+	local line trusted=0 has_name=0 has_email=0
+	while IFS= read -r line; do
+		case $line in
+		"safe.directory $AGENT_WORKSPACE") trusted=1 ;;
+		user.name | "user.name "*) has_name=1 ;;
+		user.email | "user.email "*) has_email=1 ;;
+		esac
+	done < <(git config --get-regexp '^(safe\.directory|user\.name|user\.email)$' 2>/dev/null || :)
+	if ((!trusted)); then
 		git config --global --add safe.directory "$AGENT_WORKSPACE"
 	fi
-	if [[ -z ${GIT_AUTHOR_NAME:-} ]] && ! git config user.name >/dev/null; then
+	if [[ -z ${GIT_AUTHOR_NAME:-} ]] && ((!has_name)); then
 		git config --global user.name "AgentGate Agent"
 	fi
-	if [[ -z ${GIT_AUTHOR_EMAIL:-} ]] && ! git config user.email >/dev/null; then
+	if [[ -z ${GIT_AUTHOR_EMAIL:-} ]] && ((!has_email)); then
 		git config --global user.email "agent@agentgate.invalid"
 	fi
 }
