@@ -1,0 +1,281 @@
+"""Invariants of docker/Dockerfile.agent, .dockerignore and docker-compose.yml, read as text.
+
+These hold for every variant and need no Docker: a regression here (a `# syntax=` line, a
+shell-form ENTRYPOINT, a root USER, the scripts copied before the CLI) fails in milliseconds
+instead of after a build.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+DOCKERFILE = REPO / "docker" / "Dockerfile.agent"
+DOCKERIGNORE = REPO / ".dockerignore"
+COMPOSE = REPO / "docker-compose.yml"
+
+FS_CHANGING = {"RUN", "COPY", "ADD"}
+
+
+@dataclass(frozen=True)
+class Instruction:
+    line: int
+    keyword: str
+    args: str
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.keyword} {self.args}"
+
+
+def parse_dockerfile(text: str) -> list[Instruction]:
+    """Logical instructions: continuation lines joined, comment lines dropped (as BuildKit)."""
+    instructions: list[Instruction] = []
+    buffer: list[str] = []
+    start = 0
+    for number, raw in enumerate(text.splitlines(), start=1):
+        stripped = raw.strip()
+        if not buffer and (not stripped or stripped.startswith("#")):
+            continue
+        if buffer and stripped.startswith("#"):
+            continue  # a comment inside a continued instruction
+        if not buffer:
+            start = number
+        if stripped.endswith("\\"):
+            buffer.append(stripped[:-1])
+            continue
+        buffer.append(stripped)
+        logical = " ".join(part.strip() for part in buffer if part.strip())
+        buffer = []
+        keyword, _, args = logical.partition(" ")
+        instructions.append(Instruction(start, keyword.upper(), args.strip()))
+    assert not buffer, "Dockerfile ends inside a continued instruction"
+    return instructions
+
+
+def final_stage(instructions: list[Instruction]) -> list[Instruction]:
+    starts = [i for i, ins in enumerate(instructions) if ins.keyword == "FROM"]
+    assert starts, "no FROM"
+    return instructions[starts[-1] :]
+
+
+def flags_and_rest(args: str) -> tuple[dict[str, str], list[str]]:
+    flags: dict[str, str] = {}
+    words = shlex.split(args)
+    while words and words[0].startswith("--"):
+        name, _, value = words.pop(0)[2:].partition("=")
+        flags[name] = value
+    return flags, words
+
+
+@pytest.fixture(scope="module")
+def dockerfile_text() -> str:
+    return DOCKERFILE.read_text()
+
+
+@pytest.fixture(scope="module")
+def runtime(dockerfile_text: str) -> list[Instruction]:
+    return final_stage(parse_dockerfile(dockerfile_text))
+
+
+# --- Dockerfile -----------------------------------------------------------------------------
+
+
+def test_no_syntax_directive(dockerfile_text: str) -> None:
+    # A `# syntax=` parser directive makes BuildKit pull a frontend image: fails offline.
+    for number, line in enumerate(dockerfile_text.splitlines(), start=1):
+        assert not re.match(r"^\s*#\s*syntax\s*=", line, re.IGNORECASE), (
+            f"line {number}: {line!r} pulls a frontend image; the built-in frontend suffices"
+        )
+
+
+def test_entrypoint_is_tini_exec_form(runtime: list[Instruction]) -> None:
+    entrypoints = [ins for ins in runtime if ins.keyword == "ENTRYPOINT"]
+    assert len(entrypoints) == 1, entrypoints
+    assert json.loads(entrypoints[0].args) == ["tini", "--", "agent-entrypoint.sh"]
+    assert not [ins for ins in runtime if ins.keyword == "CMD"], "CMD would defeat keep-alive"
+
+
+def test_healthcheck_has_start_interval_and_runs_the_script(runtime: list[Instruction]) -> None:
+    checks = [ins for ins in runtime if ins.keyword == "HEALTHCHECK"]
+    assert len(checks) == 1, checks
+    flags, rest = flags_and_rest(checks[0].args.split(" CMD ", 1)[0] + " CMD")
+    assert "start-interval" in flags, f"{checks[0]}: new containers wait a whole interval"
+    assert "start-period" in flags
+    assert rest == ["CMD"]
+    command = json.loads(checks[0].args.split(" CMD ", 1)[1])
+    assert command == ["agent-healthcheck.sh"], command
+
+
+def test_user_is_numeric_1000(runtime: list[Instruction]) -> None:
+    users = [ins for ins in runtime if ins.keyword == "USER"]
+    assert users, "the runtime stage never leaves root"
+    # Numeric, so runAsNonRoot checks need no /etc/passwd.
+    assert re.fullmatch(r"1000(:1000)?", users[-1].args), str(users[-1])
+
+
+def _copy_sources(ins: Instruction) -> tuple[dict[str, str], list[str]]:
+    flags, words = flags_and_rest(ins.args)
+    return flags, words[:-1]
+
+
+def test_layer_order_cli_then_scripts_last(runtime: list[Instruction]) -> None:
+    cli = [
+        i
+        for i, ins in enumerate(runtime)
+        if ins.keyword == "COPY" and _copy_sources(ins)[0].get("from") == "builder"
+    ]
+    assert len(cli) == 1, "the CLI should cross stages in exactly one COPY"
+    scripts = {
+        src: i
+        for i, ins in enumerate(runtime)
+        if ins.keyword == "COPY" and "from" not in _copy_sources(ins)[0]
+        for src in _copy_sources(ins)[1]
+    }
+    assert set(scripts) == {"docker/agent-entrypoint.sh", "docker/agent-healthcheck.sh"}
+    assert cli[0] < min(scripts.values()), "the scripts change most: copy them after the CLI"
+    last_fs = max(i for i, ins in enumerate(runtime) if ins.keyword in FS_CHANGING)
+    assert last_fs == max(scripts.values()), (
+        f"{runtime[last_fs]} changes the filesystem after the scripts are copied: editing a "
+        "script would rebuild it"
+    )
+    system_packages = [
+        i for i, ins in enumerate(runtime) if ins.keyword == "RUN" and "git" in ins.args
+    ]
+    assert system_packages
+    assert system_packages[0] < cli[0], "system packages change less often than the CLI pin"
+
+
+def test_copies_single_files_only(runtime: list[Instruction]) -> None:
+    for ins in runtime:
+        if ins.keyword == "ADD":
+            pytest.fail(f"{ins}: use COPY")
+        if ins.keyword == "COPY" and "from" not in _copy_sources(ins)[0]:
+            for src in _copy_sources(ins)[1]:
+                assert src.startswith("docker/"), str(ins)
+                assert not any(c in src for c in "*?["), f"{ins}: no globs, single files"
+
+
+def test_ca_secret_used_only_by_a_run_that_mounts_it(dockerfile_text: str) -> None:
+    instructions = parse_dockerfile(dockerfile_text)
+    users = [ins for ins in instructions if "NODE_EXTRA_CA_CERTS" in ins.args]
+    assert users, "NODE_EXTRA_CA_CERTS is how npm trusts the proxy CA; it disappeared"
+    for ins in users:
+        assert ins.keyword == "RUN", f"{ins}: the CA path must not persist in ENV/ARG"
+        assert "--mount=type=secret,id=ca-certificates" in ins.args, str(ins)
+
+
+def test_cli_version_defaults_agree(dockerfile_text: str) -> None:
+    defaults = re.findall(r"^ARG CLAUDE_CODE_VERSION=(\S+)$", dockerfile_text, re.MULTILINE)
+    assert len(defaults) >= 2, "the builder pins the CLI and the label reports the pin"
+    assert len(set(defaults)) == 1, f"CLAUDE_CODE_VERSION defaults disagree: {defaults}"
+
+
+def test_cli_runs_quietly_by_env(runtime: list[Instruction]) -> None:
+    env_text = " ".join(ins.args for ins in runtime if ins.keyword == "ENV")
+    for name in (
+        "DISABLE_TELEMETRY",
+        "DISABLE_ERROR_REPORTING",
+        "DISABLE_AUTOUPDATER",
+        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC",
+        "NPM_CONFIG_UPDATE_NOTIFIER",
+    ):
+        assert re.search(rf"\b{name}=", env_text), f"ENV {name} is missing"
+    assert re.search(r"\bGIT_TERMINAL_PROMPT=0\b", env_text)
+
+
+# --- .dockerignore --------------------------------------------------------------------------
+
+
+def _dockerignore_patterns() -> list[str]:
+    lines = [line.strip() for line in DOCKERIGNORE.read_text().splitlines()]
+    return [line for line in lines if line and not line.startswith("#")]
+
+
+def test_dockerignore_is_an_allow_list() -> None:
+    patterns = _dockerignore_patterns()
+    assert patterns, ".dockerignore is empty: the whole repo would be sent to the builder"
+    assert patterns[0] == "*", f"first pattern is {patterns[0]!r}; an allow-list starts with *"
+    assert all(p.startswith("!") for p in patterns[1:]), patterns
+
+
+def test_dockerignore_allows_exactly_what_the_dockerfile_copies(runtime: list[Instruction]):
+    copied = {
+        src
+        for ins in runtime
+        if ins.keyword == "COPY" and "from" not in _copy_sources(ins)[0]
+        for src in _copy_sources(ins)[1]
+    }
+    allowed = {p[1:] for p in _dockerignore_patterns()[1:]}
+    assert allowed == copied, f"allowed {sorted(allowed)} but the Dockerfile copies {copied}"
+
+
+# --- docker-compose.yml ---------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict:
+    assert COMPOSE.is_file(), f"{COMPOSE.name} is missing: it defines agent-builder and agent"
+    return yaml.safe_load(COMPOSE.read_text())
+
+
+def test_compose_builder_service(compose: dict) -> None:
+    builder = compose["services"]["agent-builder"]
+    assert builder.get("profiles") == ["build"], "agent-builder must not start with `up`"
+    assert builder.get("image") == "agentgate/agent:dev"
+    build = builder.get("build")
+    assert isinstance(build, dict), "agent-builder builds the image"
+    assert build.get("dockerfile") == "docker/Dockerfile.agent"
+    assert build.get("context", ".") in {".", "./"}
+
+
+def test_compose_agent_is_hardened(compose: dict) -> None:
+    agent = compose["services"]["agent"]
+    assert agent.get("read_only") is True
+    assert agent.get("cap_drop") == ["ALL"]
+    assert "no-new-privileges:true" in agent.get("security_opt", [])
+    assert str(agent.get("user")) == "1000:1000"
+    assert not agent.get("privileged", False)
+    assert not agent.get("cap_add"), agent.get("cap_add")
+    pids = agent.get("pids_limit")
+    assert isinstance(pids, int), pids
+    assert 0 < pids <= 4096, pids
+    assert agent.get("mem_limit"), "an agent without a memory limit can take the host down"
+
+
+def test_compose_agent_writable_mounts(compose: dict) -> None:
+    agent = compose["services"]["agent"]
+    tmpfs = agent.get("tmpfs") or []
+    tmpfs = [tmpfs] if isinstance(tmpfs, str) else tmpfs
+    targets = {entry.split(":", 1)[0] for entry in tmpfs}
+    assert "/tmp" in targets, f"read_only needs a tmpfs on /tmp; tmpfs: {tmpfs}"
+    volumes = agent.get("volumes") or []
+    by_target = {}
+    for volume in volumes:
+        if isinstance(volume, dict):
+            by_target[volume["target"]] = volume
+        else:
+            # ${VAR:-default} holds a colon of its own: replace it before splitting.
+            parts = re.sub(r"\$\{[^}]*\}", "SOURCE", volume).split(":")
+            by_target[parts[1]] = parts
+    assert "/workspace" in by_target, f"no workspace mount: {volumes}"
+    for target, spec in by_target.items():
+        assert "docker.sock" not in str(spec), f"the sandbox must not get the Docker socket: {spec}"
+        if target.endswith(".credentials.json"):
+            read_only = spec.get("read_only") if isinstance(spec, dict) else "ro" in spec[2:]
+            assert read_only, f"credentials must be mounted read-only: {spec}"
+
+
+def test_compose_agent_healthcheck(compose: dict) -> None:
+    check = compose["services"]["agent"].get("healthcheck")
+    assert check, "the agent service needs a healthcheck (AgentGate waits for healthy)"
+    assert not check.get("disable", False)
+    test = check.get("test")
+    if test is not None:
+        assert "agent-healthcheck.sh" in (test if isinstance(test, str) else " ".join(test))
