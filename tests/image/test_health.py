@@ -1,0 +1,96 @@
+"""Health check in a running container, and secrets staying out of logs and health logs."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from imagekit import (
+    HARDENED,
+    Containers,
+    bind,
+    exec_in,
+    health_outputs,
+    health_status,
+    logs_of,
+    wait_for,
+)
+
+API_KEY = "sk-ant-test-SECRET-api-0d5e7c"
+OAUTH = "sk-ant-oat-test-SECRET-oauth-9b1f42"
+SECRETS = {"ANTHROPIC_API_KEY": API_KEY, "CLAUDE_CODE_OAUTH_TOKEN": OAUTH}
+
+
+def assert_no_secret(where: str, text: str) -> None:
+    for name, value in SECRETS.items():
+        assert value not in text, f"{name} leaked into {where}:\n{text}"
+
+
+def test_healthy_within_5_seconds(containers: Containers, workspace: Path) -> None:
+    started = time.monotonic()
+    container = containers.start(volumes=bind(workspace), **HARDENED)
+    attrs = wait_for(container, lambda a: health_status(a) == "healthy", 5, "healthy")
+    assert time.monotonic() - started < 5
+    assert health_outputs(attrs)[-1].strip() == "healthy"
+
+
+def test_unhealthy_with_reason_when_workspace_read_only(
+    containers: Containers, workspace: Path, image
+) -> None:
+    # The entrypoint refuses a read-only workspace (exit 66, test_bad_input), so the container
+    # would never live long enough to be checked: bypass it and keep only tini + sleep.
+    # The image's own check command runs, with timings shortened so one failure counts.
+    healthcheck = {
+        "test": image.attrs["Config"]["Healthcheck"]["Test"],
+        "interval": 500_000_000,
+        "timeout": 5_000_000_000,
+        "retries": 1,
+        "start_period": 1_000_000,
+    }
+    container = containers.start(
+        entrypoint=["tini", "--", "sleep", "infinity"],
+        volumes=bind(workspace, mode="ro"),
+        healthcheck=healthcheck,
+        environment=SECRETS,
+        **HARDENED,
+    )
+    attrs = wait_for(container, lambda a: health_status(a) == "unhealthy", 10, "unhealthy")
+    outputs = health_outputs(attrs)
+    assert any("workspace /workspace is not writable by uid 1000" in o for o in outputs), outputs
+    assert_no_secret("the health log", json.dumps(attrs["State"]["Health"]))
+
+
+def test_secrets_never_logged(containers: Containers, workspace: Path, tmp_path: Path) -> None:
+    # Provoke every message the entrypoint can print on a good start (HOME fallback,
+    # world-readable credentials) with both secrets in the environment.
+    creds = tmp_path / "credentials.json"
+    creds.write_text(json.dumps({"claudeAiOauth": {"accessToken": "file-secret-5c3d"}}))
+    creds.chmod(0o644)
+    profile = {**HARDENED, "tmpfs": {"/tmp": ""}}  # no tmpfs HOME: fallback warning
+    container = containers.start(
+        environment=SECRETS,
+        volumes={
+            **bind(workspace),
+            str(creds): {"bind": "/home/agentgate/.claude/.credentials.json", "mode": "ro"},
+        },
+        **profile,
+    )
+    attrs = wait_for(container, lambda a: health_status(a) == "healthy", 10, "healthy")
+    logs = logs_of(container)
+    assert "world-readable" in logs, logs  # the warnings were printed...
+    assert "not writable" in logs, logs
+    assert_no_secret("docker logs", logs)  # ...without any secret
+    assert "file-secret-5c3d" not in logs
+    assert_no_secret("the health log", json.dumps(attrs["State"]["Health"]))
+    # The secrets did reach the container and pass through untouched.
+    code, out = exec_in(container, 'printf "%s\\n" "$ANTHROPIC_API_KEY" "$CLAUDE_CODE_OAUTH_TOKEN"')
+    assert (code, out.split()) == (0, [API_KEY, OAUTH])
+
+
+def test_secrets_not_logged_on_failed_start(containers: Containers, workspace: Path) -> None:
+    result = containers.run(
+        ["true"], environment={**SECRETS, "AGENT_WORKSPACE": "/missing"}, **HARDENED
+    )
+    assert result.code == 64, str(result)
+    assert_no_secret("docker logs", result.logs)

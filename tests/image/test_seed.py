@@ -1,0 +1,60 @@
+"""The seed's verification steps: `docker run --rm agentgate/agent:dev bash -c ...`."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+from imagekit import Containers, logs_of
+
+import docker
+
+
+def _bash(containers: Containers, script: str) -> str:
+    result = containers.run(["bash", "-c", script])
+    assert result.code == 0, str(result)
+    return result.stdout.strip()
+
+
+def test_node_is_20(containers: Containers) -> None:
+    version = _bash(containers, "node --version")
+    assert re.fullmatch(r"v20\.\d+\.\d+", version), version
+
+
+def test_claude_version_matches_label(containers: Containers, image) -> None:
+    pinned = image.labels.get("io.agentgate.image.claude-code-version")
+    assert pinned, f"label io.agentgate.image.claude-code-version missing: {image.labels}"
+    version = _bash(containers, "claude --version")
+    assert version.split()[0] == pinned, f"claude --version says {version!r}, label {pinned}"
+
+
+def test_git_runs(containers: Containers) -> None:
+    assert re.fullmatch(r"git version \d+\.\d+\.\d+\S*", _bash(containers, "git --version"))
+
+
+def test_runs_as_agentgate_in_workspace(containers: Containers) -> None:
+    out = _bash(containers, 'whoami; pwd; test -d /workspace && stat -c "%U %a" /workspace')
+    assert out.splitlines() == ["agentgate", "/workspace", "agentgate 755"]
+
+
+def test_oci_labels_are_filled(image) -> None:
+    for key in ("title", "description", "source", "version", "revision", "created", "licenses"):
+        value = image.labels.get(f"org.opencontainers.image.{key}")
+        assert value, f"label org.opencontainers.image.{key} is missing or empty"
+
+
+def test_auto_remove_leaves_nothing(containers: Containers, client: docker.DockerClient) -> None:
+    container = containers.start(["bash", "-c", "exit 0"], auto_remove=True)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            container.reload()
+        except docker.errors.NotFound:
+            return
+        if time.monotonic() > deadline:
+            pytest.fail(
+                f"{container.name} still exists 30 s after start (status {container.status})"
+                f"\n--- docker logs ---\n{logs_of(container)}"
+            )
+        time.sleep(0.1)
