@@ -16,8 +16,23 @@ source "$here/lib.sh"
 
 : "${BASE_PLATFORMS:=linux/amd64 linux/arm64}"
 
+# Host tools the unit tests call: jq (the entrypoint's credentials check runs on the host
+# in unit tests), setpriv (util-linux) to run them as an unprivileged uid, git.
+ensure_host_tools() {
+	local missing=() tool
+	for tool in jq setpriv git curl; do
+		command -v "$tool" >/dev/null || missing+=("$tool")
+	done
+	((${#missing[@]} == 0)) && return 0
+	missing=("${missing[@]/setpriv/util-linux}")
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+	log "installed ${missing[*]}"
+}
+
 require_root
 start=$SECONDS
+ensure_host_tools
 # Emulation first: BuildKit inside dockerd lists the platforms it can build at start-up.
 [[ $BASE_PLATFORMS != *arm64* ]] || bash "$here/provision-emulation.sh"
 bash "$here/provision-docker-engine.sh"
