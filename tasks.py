@@ -16,7 +16,7 @@ from invoke import Context, Exit, task
 from agentimage import config, gitinfo, imagebuild, preflight, versioning
 from agentimage import release as rel
 from agentimage.buildx import buildx_argv, cache_ref
-from agentimage.errors import AgentImageError
+from agentimage.errors import AgentImageError, ExitCode
 from agentimage.labels import ImageMetadata, oci_labels
 from agentimage.proc import quote
 from agentimage.registry import split_reference
@@ -41,11 +41,19 @@ BUILD_HELP = {
 
 @contextmanager
 def _errors() -> Iterator[None]:
-    """AgentImageError -> invoke Exit: one line on stderr, a distinct exit code."""
+    """AgentImageError -> invoke Exit: one line on stderr, a distinct exit code.
+
+    Ctrl-C too: invoke would exit 1 without a word; say it and exit 130 as shells do.
+    """
     try:
         yield
     except AgentImageError as exc:
         raise Exit(f"error: {exc.message}", code=int(exc.code)) from None
+    except KeyboardInterrupt:
+        raise Exit(
+            "error: interrupted (Ctrl-C) before the command finished; re-run it",
+            code=int(ExitCode.INTERRUPTED),
+        ) from None
 
 
 def _pick(value: object, default: object) -> str:
@@ -183,6 +191,7 @@ def build(
         if dry_run:
             print(quote(buildx_argv(spec)))
             return
+        preflight.cli_version(options.claude_code_version)
         preflight.build_environment(options.builder)
         digest = imagebuild.run_build(spec, options.variant, ROOT)
         _summary(refs, digest, options, meta)
@@ -243,6 +252,7 @@ def buildx(
         if dry_run:
             print(quote(buildx_argv(spec)))
             return
+        preflight.cli_version(options.claude_code_version)
         preflight.build_environment(options.builder, platforms, load=False)
         client = preflight.registry(split_reference(repository)[0]) if target else None
         if destination:

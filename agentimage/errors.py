@@ -16,6 +16,7 @@ class ExitCode(IntEnum):
     BUILD_FAILED = 7
     TEST_FAILED = 8
     PUBLISH_FAILED = 9  # pushing an image or the git release failed
+    INTERRUPTED = 130  # SIGINT (Ctrl-C): the message says what state was left, as shells do
 
 
 class AgentImageError(Exception):

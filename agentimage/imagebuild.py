@@ -79,7 +79,7 @@ def make_spec(
     )
 
 
-def failure_hint(variant: str, output_tail: str) -> str:
+def failure_hint(variant: str, output_tail: str, base: str = "") -> str:
     """The fix to suggest for a failed build, judged from the end of its log."""
     text = output_tail.lower()
     if any(marker in text for marker in PULL_FAILURE_MARKERS):
@@ -88,7 +88,11 @@ def failure_hint(variant: str, output_tail: str) -> str:
                 "the alpine base image cannot be pulled here; use --variant slim "
                 "(or configure a registry mirror that holds node:*-alpine)"
             )
-        return "a base image cannot be pulled; check the registry mirror in /etc/docker/daemon.json"
+        image = f"base image {base}" if base else "a base image"
+        return (
+            f"{image} cannot be pulled; check --node-version (a published node tag) and the "
+            "registry mirror in /etc/docker/daemon.json"
+        )
     if "self_signed_cert_in_chain" in text or "unable to get local issuer" in text:
         return "TLS is intercepted; pass the proxy's CA bundle with --ca-cert PATH"
     return "read the build log above, fix the cause and re-run"
@@ -123,7 +127,8 @@ def run_build(spec: BuildSpec, variant: str, cwd: Path) -> str:
             raise
         if code != 0:
             raise AgentImageError(
-                f"docker buildx build failed (exit {code}); {failure_hint(variant, ''.join(tail))}",
+                f"docker buildx build failed (exit {code}); "
+                + failure_hint(variant, "".join(tail), spec.build_args.get("BASE_IMAGE", "")),
                 ExitCode.BUILD_FAILED,
             )
         return read_digest(metadata)

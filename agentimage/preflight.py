@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
 
 from agentimage.errors import AgentImageError, ExitCode
 from agentimage.registry import Registry
 
 TIMEOUT = 20
+CLI_PACKAGE = "@anthropic-ai/claude-code"
+NPM_TIMEOUT = 30
 
 
 def _docker(*args: str) -> subprocess.CompletedProcess[str]:
@@ -83,6 +86,52 @@ def multi_platform_load(platforms: tuple[str, ...], info: dict[str, object]) -> 
             "loading a multi-platform image needs the containerd image store; enable "
             '"containerd-snapshotter" in /etc/docker/daemon.json or use invoke buildx --push',
             ExitCode.ENVIRONMENT,
+        )
+
+
+def cli_version_published(version: str) -> bool | None:
+    """Does the npm registry have this CLI version? None when it cannot be asked.
+
+    `npm view` costs well under a second; asking first turns a typo into a one-line error
+    instead of a failed npm install minutes into a cold build. npm's own configuration
+    (registry, proxy, CA) applies, so it asks the registry the build would install from.
+    """
+    npm = shutil.which("npm")
+    if not npm:
+        return None
+    # no retries, 10 s at most: npm's default backoff stalls a minute when offline, and an
+    # unanswered check only costs a warning
+    argv = [npm, "view", "--fetch-retries=0", "--fetch-timeout=10000"]
+    argv += [f"{CLI_PACKAGE}@{version}", "version"]
+    try:
+        result = subprocess.run(
+            argv,
+            text=True,
+            capture_output=True,
+            check=False,
+            timeout=NPM_TIMEOUT,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if result.returncode == 0:
+        return version in result.stdout.split()
+    return False if "E404" in result.stderr else None
+
+
+def cli_version(version: str) -> None:
+    """Refuse a CLI version the npm registry does not have; warn when it cannot be asked."""
+    found = cli_version_published(version)
+    if found is False:
+        raise AgentImageError(
+            f"Claude Code version {version} does not exist on the npm registry; pick one from "
+            f"npm view {CLI_PACKAGE} versions",
+        )
+    if found is None:
+        print(
+            f"warning: could not ask the npm registry whether {CLI_PACKAGE}@{version} exists "
+            "(no npm, or registry unreachable); the build will tell",
+            file=sys.stderr,
+            flush=True,
         )
 
 

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -133,10 +137,28 @@ def test_ca_cert_not_pem(tmp_path: Path) -> None:
         config.resolve_ca_cert(str(bundle))
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads any file")
-def test_ca_cert_unreadable(tmp_path: Path) -> None:
-    bundle = tmp_path / "ca.pem"
-    bundle.write_text(PEM)
-    bundle.chmod(0)
-    with pytest.raises(AgentImageError, match="not readable"):
-        config.resolve_ca_cert(str(bundle))
+def test_ca_cert_unreadable() -> None:
+    """Root reads any file, so the check runs as uid 65534 (setpriv) when the suite is root."""
+    directory = Path(tempfile.mkdtemp(prefix="agentimage-ca-"))
+    try:
+        directory.chmod(0o755)
+        bundle = directory / "ca.pem"
+        bundle.write_text(PEM)
+        bundle.chmod(0o600 if os.geteuid() == 0 else 0)
+        nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+        code = (
+            "import sys; from agentimage import config; from agentimage.errors import "
+            "AgentImageError\ntry:\n config.resolve_ca_cert(sys.argv[1])\n"
+            "except AgentImageError as e:\n print(e)"
+        )
+        result = subprocess.run(
+            [*(nobody if os.geteuid() == 0 else []), sys.executable, "-c", code, str(bundle)],
+            text=True,
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+        assert f"CA bundle {bundle} is not readable (Permission denied)" in result.stdout
+    finally:
+        shutil.rmtree(directory)
