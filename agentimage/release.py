@@ -4,21 +4,26 @@ Order (so a failure never leaves a moved floating tag or a dangling git tag):
   1 preflight    every guard, before anything changes
   2 build        buildx --load, tagged <repo>:sha-<7> of the source commit
   3 test         the configured test command with AGENT_IMAGE=<repo>:sha-<7>
-  4 publish      push the immutable tags (sha-<7>, then X.Y.Z)
+  4 publish      push sha-<7>, then tag X.Y.Z from it in the registry (one request)
   5 git          write VERSION, commit "release: vX.Y.Z", annotated tag, atomic push
   6 floating     X.Y, X, latest (never backwards) point at X.Y.Z in the registry
-A failure in 5 restores the local commit and tag exactly. A re-run converges: immutable tags
-already pushed for this commit are reused (2-4 skipped); a release commit that is tagged but
-not fully published (push failed, floating tags missing) is finished instead of bumped again.
+A failure or Ctrl-C in 5 restores the local commit and tag exactly, unless the atomic push
+landed: then the release stands and a re-run moves the floating tags. A re-run converges:
+immutable tags already pushed for this commit are reused (2-4 skipped); a release commit that
+is tagged but not fully published (push failed, floating tags missing) is finished instead of
+bumped again.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,6 +40,8 @@ from agentimage.tags import ReleaseTags, release_tags, sha_tag
 
 RELEASE_SUBJECT = re.compile(r"^release: v(?P<version>\S+)$")
 VERSION_FILE = "VERSION"
+UNCHANGED = "git was not changed; re-run once the registry accepts pushes"
+GIT_GRACE = 60  # seconds an interrupted git command gets to finish (a push is atomic)
 
 
 @dataclass(frozen=True)
@@ -373,7 +380,10 @@ def _with_steps(plan: ReleasePlan, settings: ReleaseSettings) -> ReleasePlan:
     version_ref = f"{plan.repository}:{plan.version}"
     publish = [f"docker tag {plan.test_ref} {version_ref}"]
     if plan.push:
-        publish += [f"docker push {plan.test_ref}", f"docker push {version_ref}"]
+        publish += [
+            f"docker push {plan.test_ref}",
+            f"registry: tag {version_ref} -> {sha_tag(plan.source_sha)}",
+        ]
     git_cmds = (
         []
         if plan.resume
@@ -443,6 +453,15 @@ def step_test(plan: ReleasePlan, root: Path, dry_run: bool) -> None:
         )
 
 
+def _refuse_if_released(registry: Registry, image_repo: str, plan: ReleasePlan) -> None:
+    if registry.digest(image_repo, str(plan.version)) is not None:  # someone released meanwhile
+        raise AgentImageError(
+            f"{plan.repository}:{plan.version} appeared in the registry during this release; "
+            f"another release won: git pull --ff-only {plan.remote} {plan.branch} and bump again",
+            ExitCode.REGISTRY,
+        )
+
+
 def step_publish(plan: ReleasePlan, registry: Registry | None, dry_run: bool) -> None:
     if plan.published or dry_run:
         return
@@ -451,43 +470,130 @@ def step_publish(plan: ReleasePlan, registry: Registry | None, dry_run: bool) ->
     if not plan.push or registry is None:
         return
     _, image_repo = split_reference(plan.repository)
-    if registry.digest(image_repo, str(plan.version)) is not None:  # someone released meanwhile
+    version = str(plan.version)
+    _refuse_if_released(registry, image_repo, plan)
+    _say(f"pushing {plan.test_ref}")
+    _docker(
+        "push", "--quiet", plan.test_ref, failure=f"pushing {plan.test_ref} failed ({UNCHANGED})"
+    )
+    _refuse_if_released(registry, image_repo, plan)
+    # X.Y.Z is one manifest copy of the pushed sha tag right after the last check: two racing
+    # releases overlap there for one request, not for a whole image push
+    _say(f"tagging {version_ref}")
+    try:
+        registry.retag(image_repo, sha_tag(plan.source_sha), version)
+    except AgentImageError as exc:
         raise AgentImageError(
-            f"{version_ref} appeared in the registry during this release; another release won, "
-            "pull and bump again",
-            ExitCode.REGISTRY,
+            f"{exc.message} (tagging {version_ref}; {UNCHANGED})", ExitCode.PUBLISH_FAILED
+        ) from exc
+
+
+def _git(root: Path, *args: str) -> str:
+    """Run git in its own session and return its stdout.
+
+    Ctrl-C in a terminal signals the whole foreground process group; git started here is
+    outside it, so a commit, tag or atomic push is never cut in half. After an interrupt the
+    command is allowed to finish, and the caller then decides from the real state what to keep.
+    """
+    argv = ["git", *args]
+    with _interrupts_held() as held:  # never lose track of a git started as Ctrl-C arrives
+        process = subprocess.Popen(
+            argv,
+            cwd=root,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
         )
-    for ref in (plan.test_ref, version_ref):
-        _say(f"pushing {ref}")
-        _docker(
-            "push",
-            "--quiet",
-            ref,
-            failure=f"pushing {ref} failed (git was not changed; re-run when the registry is back)",
-        )
+    try:
+        if held:
+            raise KeyboardInterrupt
+        out, err = process.communicate()
+    except KeyboardInterrupt:
+        _say(f"interrupted: letting git {args[0]} finish before deciding what to keep")
+        try:
+            process.communicate(timeout=GIT_GRACE)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.communicate()
+        raise
+    if process.returncode != 0:
+        raise git.GitCommandError(argv, process.returncode, err, out)
+    return out
+
+
+def _remote_has_release(repo: git.Repo, root: Path, plan: ReleasePlan) -> bool:
+    """Does the remote hold the release tag on the local release commit (the push landed)?
+
+    Fresh git processes only: Ctrl-C also ended GitPython's long-lived `git cat-file`.
+    """
+    try:
+        refs = _git_remote_refs(repo, plan.remote, f"refs/tags/{plan.git_tag}^{{}}")
+        head = _git(root, "rev-parse", "HEAD").strip()
+    except (AgentImageError, git.GitCommandError, OSError):
+        return False
+    return refs.get(f"refs/tags/{plan.git_tag}^{{}}") == head
+
+
+@contextmanager
+def _interrupts_held() -> Iterator[list[int]]:
+    """Hold SIGINT (Ctrl-C) through a short critical section: starting git, or a rollback."""
+    held: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield held
+        return
+    previous = signal.signal(signal.SIGINT, lambda signum, _frame: held.append(signum))
+    try:
+        yield held
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def step_git(plan: ReleasePlan, repo: git.Repo, root: Path, dry_run: bool) -> None:
     if dry_run:
         return
     tag = plan.git_tag
-    created_commit = created_tag = False
+    created_commit = created_tag = pushing = False
     try:
         if not plan.resume:
             versioning.write_version_file(root / VERSION_FILE, plan.version)
-            repo.git.add("--", VERSION_FILE)
-            repo.git.commit("-m", f"release: {tag}", "--", VERSION_FILE)
+            _git(root, "add", "--", VERSION_FILE)
+            _git(root, "commit", "-q", "-m", f"release: {tag}", "--", VERSION_FILE)
             created_commit = True
-            repo.git.tag("-a", tag, "-m", f"release {tag}")
+            _git(root, "tag", "-a", tag, "-m", f"release {tag}")
             created_tag = True
         if plan.push and not plan.remote_has_release:
             _say(f"pushing {plan.branch} and {tag} to {plan.remote}")
-            repo.git.push("--atomic", plan.remote, f"refs/heads/{plan.branch}", f"refs/tags/{tag}")
+            pushing = True
+            _git(
+                root,
+                "push",
+                "--atomic",
+                plan.remote,
+                f"refs/heads/{plan.branch}",
+                f"refs/tags/{tag}",
+            )
     except (git.GitCommandError, OSError, KeyboardInterrupt) as exc:
-        if not plan.resume:
-            _rollback(repo, plan, created_tag=created_tag, created_commit=created_commit)
-        if isinstance(exc, KeyboardInterrupt):
-            raise
+        interrupted = isinstance(exc, KeyboardInterrupt)
+        with _interrupts_held() as held:
+            landed = pushing and _remote_has_release(repo, root, plan)
+            if not landed and not plan.resume:
+                _rollback(repo, root, plan, created_tag=created_tag, created_commit=created_commit)
+        interrupted = interrupted or bool(held)
+        if landed:
+            if interrupted:
+                raise AgentImageError(
+                    f"interrupted after {tag} was pushed to {plan.remote}; re-run invoke release "
+                    "to move the floating tags",
+                    ExitCode.INTERRUPTED,
+                ) from None
+            return  # the push reported an error but the remote has the release: go on
+        if interrupted:
+            raise AgentImageError(
+                f"interrupted while recording {tag} in git; git and {VERSION_FILE} were restored "
+                "(images already pushed are reused): re-run invoke release",
+                ExitCode.INTERRUPTED,
+            ) from None
         detail = gitinfo_error(exc) if isinstance(exc, git.GitCommandError) else str(exc)
         raise AgentImageError(
             f"recording {tag} in git failed ({detail}); git and {VERSION_FILE} were restored, "
@@ -497,12 +603,20 @@ def step_git(plan: ReleasePlan, repo: git.Repo, root: Path, dry_run: bool) -> No
 
 
 def _rollback(
-    repo: git.Repo, plan: ReleasePlan, *, created_tag: bool, created_commit: bool
+    repo: git.Repo, root: Path, plan: ReleasePlan, *, created_tag: bool, created_commit: bool
 ) -> None:
-    if created_tag or plan.git_tag in repo.tags:
-        repo.git.tag("-d", plan.git_tag)
-    # the tree was clean before (a guard), so a hard reset restores VERSION and HEAD exactly
-    repo.git.reset("--hard", plan.head_sha)
+    try:
+        if created_tag or _git(root, "tag", "--list", plan.git_tag).strip():
+            _git(root, "tag", "-d", plan.git_tag)
+        # the tree was clean before (a guard), so a hard reset restores VERSION and HEAD exactly
+        _git(root, "reset", "-q", "--hard", plan.head_sha)
+    except (git.GitCommandError, OSError) as exc:
+        detail = gitinfo_error(exc) if isinstance(exc, git.GitCommandError) else str(exc)
+        raise AgentImageError(
+            f"recording {plan.git_tag} in git failed and so did the rollback ({detail}); restore "
+            f"by hand: git tag -d {plan.git_tag}; git reset --hard {plan.head_sha[:12]}",
+            ExitCode.PUBLISH_FAILED,
+        ) from exc
     _say(
         f"rolled back: HEAD at {plan.head_sha[:7]}, tag {plan.git_tag} removed"
         if created_commit
@@ -516,6 +630,8 @@ def step_floating(plan: ReleasePlan, registry: Registry | None, dry_run: bool) -
     version_ref = f"{plan.repository}:{plan.version}"
     for tag in plan.tags.floating:
         if plan.push and registry is not None:
+            # from X.Y.Z, not from sha-<7>: a release of the same commit racing this one (and
+            # losing in git) may push sha-<7> again, an equivalent image with another digest
             _, image_repo = split_reference(plan.repository)
             registry.retag(image_repo, str(plan.version), tag)
         else:
@@ -538,10 +654,41 @@ def execute(
     registry = None
     if plan.push:
         registry = registry_factory(split_reference(plan.repository)[0])
-    if not dry_run and not plan.published:
-        preflight.build_environment(settings.build.builder)
-    step_build(plan, settings, root, dry_run)
-    step_test(plan, root, dry_run)
-    step_publish(plan, registry, dry_run)
-    step_git(plan, repo, root, dry_run)
-    step_floating(plan, registry, dry_run)
+    recorded = False
+    try:
+        if not dry_run and not plan.published:
+            preflight.cli_version(settings.build.claude_code_version)
+            preflight.build_environment(settings.build.builder)
+        step_build(plan, settings, root, dry_run)
+        step_test(plan, root, dry_run)
+        step_publish(plan, registry, dry_run)
+        step_git(plan, repo, root, dry_run)
+        recorded = True
+        step_floating(plan, registry, dry_run)
+    except KeyboardInterrupt:
+        if recorded and not plan.push:
+            raise AgentImageError(
+                f"interrupted after {plan.git_tag} was recorded in git (local release); finish "
+                f"with docker tag {plan.repository}:{plan.version} {plan.repository}:TAG for "
+                f"{' '.join(plan.tags.floating)}",
+                ExitCode.INTERRUPTED,
+            ) from None
+        if recorded:
+            raise AgentImageError(
+                f"interrupted after {plan.git_tag} was recorded in git; re-run invoke release "
+                "to move the floating tags",
+                ExitCode.INTERRUPTED,
+            ) from None
+        raise AgentImageError(
+            f"interrupted before {plan.git_tag} was recorded: git and {VERSION_FILE} are "
+            "unchanged, latest did not move; re-run invoke release",
+            ExitCode.INTERRUPTED,
+        ) from None
+    except AgentImageError as exc:
+        if not recorded or exc.code == ExitCode.INTERRUPTED:
+            raise
+        raise AgentImageError(
+            f"{exc.message}; {plan.git_tag} is already recorded in git: re-run invoke release "
+            "to move the floating tags",
+            exc.code,
+        ) from exc

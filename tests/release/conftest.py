@@ -14,8 +14,10 @@ import signal
 import socket
 import subprocess
 import sys
+import time
+import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from itertools import count
 from pathlib import Path
@@ -23,6 +25,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tests" / "unit"))  # shared helpers: the loopback npm registry
+from cli_helpers import fake_npm_registry  # noqa: E402
+
 COPIED = ("docker", "tasks.py", "invoke.yaml", "VERSION", ".dockerignore")
 TIMEOUT = 900  # a cold image build takes minutes; warm runs take seconds
 _names = count(1)
@@ -73,6 +78,13 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                 os.kill(int(pid_file.read_text().strip()), signal.SIGTERM)
 
 
+@pytest.fixture(scope="session")
+def npm_registry() -> Iterator[str]:
+    """The CLI-version check asks this loopback npm registry, not the public one."""
+    with fake_npm_registry() as url:
+        yield url
+
+
 def registry_tags(registry: str, repo: str) -> dict[str, str]:
     """tag -> manifest digest, straight from the registry API."""
     base = f"http://{registry}/v2/{repo}"
@@ -109,6 +121,8 @@ class ReleaseRepo:
     origin: Path
     registry: str
     image: str  # unique per test so registry state never leaks between tests
+    npm_registry: str = ""
+    registry_api: str = ""  # where state() reads tags; default: registry (differs behind a proxy)
 
     @property
     def repo(self) -> str:
@@ -119,9 +133,10 @@ class ReleaseRepo:
             ["git", *args], cwd=cwd or self.path, check=True, text=True, capture_output=True
         ).stdout.strip()
 
-    def invoke(self, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-        environment = {
+    def environment(self, **env: str) -> dict[str, str]:
+        return {
             **os.environ,
+            "npm_config_registry": self.npm_registry,
             "INVOKE_IMAGE_NAME": self.image,
             "INVOKE_IMAGE_VARIANT": "slim",
             "INVOKE_IMAGE_REGISTRY": self.registry,
@@ -131,10 +146,24 @@ class ReleaseRepo:
             ),
             **env,
         }
+
+    def start(self, *args: str, **env: str) -> subprocess.Popen[str]:
+        """`invoke ARGS` in its own process group (a terminal's Ctrl-C signals the group)."""
+        return subprocess.Popen(
+            [sys.executable, "-m", "invoke", *args],
+            cwd=self.path,
+            env=self.environment(**env),
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def invoke(self, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
             [sys.executable, "-m", "invoke", *args],
             cwd=self.path,
-            env=environment,
+            env=self.environment(**env),
             text=True,
             capture_output=True,
             timeout=TIMEOUT,
@@ -150,22 +179,26 @@ class ReleaseRepo:
         self.git("commit", "-q", "-m", message)
         return self.git("rev-parse", "HEAD")
 
-    def state(self) -> dict[str, object]:
+    def state(self, *, with_registry: bool = True) -> dict[str, object]:
         """Everything a release may change: HEAD, VERSION, tags (local, remote), registry."""
-        return {
+        state: dict[str, object] = {
             "head": self.git("rev-parse", "HEAD"),
             "version": (self.path / "VERSION").read_text(),
             "status": self.git("status", "--porcelain"),
             "local_tags": self.git("tag", "--list"),
             "remote_refs": self.git("ls-remote", str(self.origin)),
-            "registry": registry_tags(self.registry, self.image),
         }
+        if with_registry:
+            state["registry"] = registry_tags(self.registry_api or self.registry, self.image)
+        return state
 
 
-@pytest.fixture
-def release_repo(tmp_path: Path, registry: str) -> Iterator[ReleaseRepo]:
-    origin = tmp_path / "origin.git"
-    work = tmp_path / "work"
+def make_release_repo(
+    base: Path, registry: str, npm_registry: str, *, registry_api: str = ""
+) -> ReleaseRepo:
+    """A work tree with the project's build inputs, committed and pushed to a bare origin."""
+    origin = base / "origin.git"
+    work = base / "work"
     subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(origin)], check=True)
     subprocess.run(["git", "init", "-q", "-b", "main", str(work)], check=True)
     for name in COPIED:
@@ -175,32 +208,146 @@ def release_repo(tmp_path: Path, registry: str) -> Iterator[ReleaseRepo]:
         else:
             shutil.copy2(source, work / name)
     (work / "VERSION").write_text("0.1.0\n")
-    repo = ReleaseRepo(work, origin, registry, f"e2e/agent-{os.getpid()}-{next(_names)}")
+    repo = ReleaseRepo(
+        work,
+        origin,
+        registry,
+        f"e2e/agent-{os.getpid()}-{next(_names)}",
+        npm_registry,
+        registry_api,
+    )
+    configure_identity(repo, "Release Test")
+    repo.git("add", "-A")
+    repo.git("commit", "-q", "-m", "feat: initial image sources")
+    repo.git("remote", "add", "origin", str(origin))
+    repo.git("push", "-q", "origin", "main")
+    return repo
+
+
+def configure_identity(repo: ReleaseRepo, name: str) -> None:
     for key, value in (
-        ("user.name", "Release Test"),
+        ("user.name", name),
         ("user.email", "release@example.invalid"),
         ("commit.gpgsign", "false"),
         ("tag.gpgsign", "false"),
     ):
         repo.git("config", key, value)
-    repo.git("add", "-A")
-    repo.git("commit", "-q", "-m", "feat: initial image sources")
-    repo.git("remote", "add", "origin", str(origin))
-    repo.git("push", "-q", "origin", "main")
-    yield repo
-    # drop the local tags this test created (the layers stay: the build cache is shared)
+
+
+def remove_local_images(registry: str, image: str) -> None:
+    """Drop the local tags a test created (the layers stay: the build cache is shared)."""
     refs = subprocess.run(
-        [
-            "docker",
-            "image",
-            "ls",
-            "--format",
-            "{{.Repository}}:{{.Tag}}",
-            f"{registry}/{repo.image}",
-        ],
+        ["docker", "image", "ls", "--format", "{{.Repository}}:{{.Tag}}", f"{registry}/{image}"],
         text=True,
         capture_output=True,
         check=False,
     ).stdout.split()
     if refs:
         subprocess.run(["docker", "image", "rm", *refs], capture_output=True, check=False)
+
+
+@pytest.fixture
+def release_repo(tmp_path: Path, registry: str, npm_registry: str) -> Iterator[ReleaseRepo]:
+    repo = make_release_repo(tmp_path, registry, npm_registry)
+    yield repo
+    remove_local_images(registry, repo.image)
+
+
+# -- private registries and faults ----------------------------------------------------------
+
+
+def free_port() -> int:
+    return _free_port()
+
+
+def bcrypt_hash(password: str) -> str:
+    """htpasswd needs bcrypt: the bcrypt package if installed, else libxcrypt via crypt."""
+    try:
+        import bcrypt  # type: ignore[import-not-found]
+    except ImportError:
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            import crypt  # Python <= 3.12; libxcrypt on Debian implements $2b$
+
+        return crypt.crypt(password, crypt.mksalt(crypt.METHOD_BLOWFISH))  # noqa: S324 (bcrypt)
+    return bcrypt.hashpw(password.encode(), bcrypt.gensalt()).decode()
+
+
+class LocalRegistry:
+    """A docker-registry process of a test's own: restartable on the same port and storage."""
+
+    def __init__(self, storage: Path, *, extra_config: str = "", storage_config: str = "") -> None:
+        self.storage = storage
+        self.port = _free_port()
+        self.extra_config = extra_config  # top-level YAML, e.g. an auth: section
+        self.storage_config = storage_config  # lines under storage:, e.g. maintenance:
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        (self.storage / "data").mkdir(parents=True, exist_ok=True)
+        config = self.storage / "config.yml"
+        config.write_text(
+            "version: 0.1\nlog:\n  level: warn\n"
+            f"storage:\n  filesystem:\n    rootdirectory: {self.storage / 'data'}\n"
+            "  delete:\n    enabled: true\n"
+            + self.storage_config
+            + f"http:\n  addr: {self.address}\n"
+            + self.extra_config
+        )
+        with (self.storage / "registry.log").open("ab") as log:
+            self.process = subprocess.Popen(
+                ["docker-registry", "serve", str(config)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://{self.address}/v2/", timeout=2):
+                    return
+            except urllib.error.HTTPError:
+                return  # 401 with auth: it answers
+            except OSError:
+                time.sleep(0.1)
+        raise AssertionError(f"registry {self.address} did not start: {self.log()}")
+
+    def repositories(self) -> list[str]:
+        """Image repositories in the registry's storage (read from disk: no credentials)."""
+        root = self.storage / "data" / "docker" / "registry" / "v2" / "repositories"
+        return sorted(str(p.parent.relative_to(root)) for p in root.rglob("_manifests"))
+
+    def kill(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+
+    def log(self) -> str:
+        path = self.storage / "registry.log"
+        return path.read_text(errors="replace")[-2000:] if path.exists() else ""
+
+
+@pytest.fixture
+def private_registry(tmp_path: Path) -> Iterator[Callable[..., LocalRegistry]]:
+    """Start registries only this test uses (to kill, restart or lock down); all stopped after."""
+    started: list[LocalRegistry] = []
+
+    def start(
+        name: str = "private", extra_config: str = "", storage_config: str = ""
+    ) -> LocalRegistry:
+        registry = LocalRegistry(
+            tmp_path / name, extra_config=extra_config, storage_config=storage_config
+        )
+        registry.start()
+        started.append(registry)
+        return registry
+
+    yield start
+    for registry in started:
+        registry.kill()

@@ -69,6 +69,11 @@ def test_failing_image_test_changes_nothing(release_repo: ReleaseRepo) -> None:
     assert "image tests failed" in result.stderr
     assert release_repo.state() == before
     assert before["registry"] == {}
+    # fixed (here: the default test command again), a re-run releases
+    rerun = release_repo.invoke("release", "--bump", "patch")
+    assert rerun.returncode == 0
+    assert (release_repo.path / "VERSION").read_text() == "0.1.1\n"
+    assert "latest" in registry_tags(release_repo.registry, release_repo.repo)
 
 
 def test_dry_run_changes_nothing(release_repo: ReleaseRepo) -> None:
