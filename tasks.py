@@ -133,11 +133,12 @@ def _summary(
     print("built " + ref.rsplit(":", 1)[0])
     print(f"  tags      {' '.join(r.rsplit(':', 1)[1] for r in refs)}")
     print(f"  digest    {digest or 'unknown'}")
-    print(f"  size      {imagebuild.human_size(imagebuild.image_size(ref))}")
+    facts = imagebuild.image_facts(ref)
+    print(f"  size      {imagebuild.human_size(facts.size)} compressed (what a pull transfers)")
     base = config.base_image(options.variant, options.node_version)
     print(f"  variant   {options.variant} ({base})")
-    print(f"  node      {imagebuild.tool_version(ref, 'node')}")
-    print(f"  claude    {imagebuild.tool_version(ref, 'claude')}")
+    print(f"  node      {facts.node_version}")
+    print(f"  claude    {facts.claude_code_version}")
     print(f"  version   {meta.version}  revision {meta.revision[:12]}  created {meta.created}")
 
 

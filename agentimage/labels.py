@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 PREFIX = "org.opencontainers.image."
+# Set by the Dockerfile from CLAUDE_CODE_VERSION: the CLI release the image carries.
+CLAUDE_CODE_VERSION_LABEL = "io.agentgate.image.claude-code-version"
 DESCRIPTION = (
     "Minimal, hardened sandbox image for running the Claude Code CLI against a mounted /workspace"
 )
@@ -47,6 +49,10 @@ def label_build_args(meta: ImageMetadata) -> dict[str, str]:
         "IMAGE_CREATED": meta.created,
         "IMAGE_SOURCE": meta.source,
         "IMAGE_VARIANT": meta.variant,
+        "IMAGE_TITLE": meta.title,
+        "IMAGE_DESCRIPTION": meta.description,
+        "IMAGE_LICENSES": meta.licenses,
+        "IMAGE_URL": meta.url or meta.source,
     }
 
 

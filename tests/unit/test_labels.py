@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 from agentimage.labels import ImageMetadata, label_build_args, mismatched_labels, oci_labels
 
 META = ImageMetadata(
@@ -40,7 +43,14 @@ def test_label_build_args_match_the_dockerfile_args() -> None:
         "IMAGE_CREATED": META.created,
         "IMAGE_SOURCE": META.source,
         "IMAGE_VARIANT": "slim",
+        "IMAGE_TITLE": META.title,
+        "IMAGE_DESCRIPTION": META.description,
+        "IMAGE_LICENSES": META.licenses,
+        "IMAGE_URL": META.source,
     }
+    dockerfile = (Path(__file__).parents[2] / "docker/Dockerfile.agent").read_text()
+    declared = set(re.findall(r"^ARG (\w+)", dockerfile, flags=re.MULTILINE))
+    assert set(label_build_args(META)) <= declared, "every label build arg is an ARG"
 
 
 def test_mismatched_labels() -> None:
