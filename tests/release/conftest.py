@@ -261,17 +261,9 @@ def free_port() -> int:
 
 
 def bcrypt_hash(password: str) -> str:
-    """htpasswd needs bcrypt: the bcrypt package if installed, else libxcrypt via crypt."""
-    try:
-        import bcrypt  # type: ignore[import-not-found]
-    except ImportError:
-        import warnings
+    """The registry's htpasswd auth accepts bcrypt hashes only."""
+    import bcrypt
 
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            import crypt  # Python <= 3.12; libxcrypt on Debian implements $2b$
-
-        return crypt.crypt(password, crypt.mksalt(crypt.METHOD_BLOWFISH))  # noqa: S324 (bcrypt)
     return bcrypt.hashpw(password.encode(), bcrypt.gensalt()).decode()
 
 
