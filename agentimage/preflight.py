@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import shutil
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 from agentimage.errors import AgentImageError, ExitCode
 from agentimage.registry import Registry
@@ -89,6 +93,39 @@ def multi_platform_load(platforms: tuple[str, ...], info: dict[str, object]) -> 
         )
 
 
+def _published_cache() -> Path:
+    """Where versions the npm registry confirmed are remembered, one file per registry.
+
+    npm never lets a published version change, so a confirmation stays true; only
+    positive answers are kept. This saves the 0.3 s `npm view` on every warm build.
+    """
+    registry = (
+        os.environ.get("npm_config_registry")  # noqa: SIM112 (npm reads the lower-case name)
+        or os.environ.get("NPM_CONFIG_REGISTRY")
+        or "default"
+    )
+    key = hashlib.sha256(registry.encode()).hexdigest()[:16]
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return cache / "agentgate-agent-image" / f"published-cli-versions-{key}.txt"
+
+
+def _remembered(version: str) -> bool:
+    try:
+        return version in _published_cache().read_text().split()
+    except OSError:
+        return False
+
+
+def _remember(version: str) -> None:
+    path = _published_cache()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a") as cache:
+            cache.write(version + "\n")
+    except OSError:
+        pass  # a read-only or missing HOME only costs the next build another npm view
+
+
 def cli_version_published(version: str) -> bool | None:
     """Does the npm registry have this CLI version? None when it cannot be asked.
 
@@ -96,6 +133,8 @@ def cli_version_published(version: str) -> bool | None:
     instead of a failed npm install minutes into a cold build. npm's own configuration
     (registry, proxy, CA) applies, so it asks the registry the build would install from.
     """
+    if _remembered(version):
+        return True
     npm = shutil.which("npm")
     if not npm:
         return None
@@ -114,7 +153,10 @@ def cli_version_published(version: str) -> bool | None:
     except (OSError, subprocess.TimeoutExpired):
         return None
     if result.returncode == 0:
-        return version in result.stdout.split()
+        published = version in result.stdout.split()
+        if published:
+            _remember(version)
+        return published
     return False if "E404" in result.stderr else None
 
 
@@ -144,10 +186,16 @@ def registry(host: str, *, need_push: bool = True) -> Registry:
 def build_environment(
     builder: str = "", platforms: tuple[str, ...] = (), load: bool = True
 ) -> dict[str, object]:
-    """Client, engine, buildx (and the builder), then the load-store check."""
+    """Client, engine, buildx (and the builder), then the load-store check.
+
+    The engine and buildx checks are two docker processes of ~50 ms each on every build, so
+    they run side by side; an unreachable engine is reported first, as the root cause.
+    """
     docker_client()
-    info = docker_engine()
-    buildx(builder)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        buildx_checked = pool.submit(buildx, builder)
+        info = docker_engine()
+        buildx_checked.result()
     if load:
         multi_platform_load(platforms, info)
     return info

@@ -395,6 +395,17 @@ def test_cli_version_check_against_the_npm_registry(npm_registry: str, monkeypat
     preflight.cli_version("2.1.197")  # no error
 
 
+def test_confirmed_cli_versions_are_remembered_per_registry(npm_registry: str, monkeypatch) -> None:
+    """A warm build skips `npm view` for a version the same registry already confirmed."""
+    monkeypatch.setenv("npm_config_registry", npm_registry)
+    assert preflight.cli_version_published("2.1.197") is True
+    monkeypatch.setenv("PATH", "/nonexistent")  # npm can no longer be asked
+    assert preflight.cli_version_published("2.1.197") is True
+    assert preflight.cli_version_published("9.9.9") is None  # refusals are never remembered
+    monkeypatch.setenv("npm_config_registry", f"http://127.0.0.1:{_closed_port()}/")
+    assert preflight.cli_version_published("2.1.197") is None  # another registry: ask it
+
+
 def test_cli_version_check_tolerates_an_unreachable_npm_registry(monkeypatch, capsys) -> None:
     """Offline hosts can still build from cache: a warning, not an error, and no long stall."""
     monkeypatch.setenv("npm_config_registry", f"http://127.0.0.1:{_closed_port()}/")
