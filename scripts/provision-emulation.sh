@@ -6,9 +6,13 @@ set -Eeuo pipefail
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
+# arm64_runs: registered, enabled, and its interpreter still installed (a registration
+# outlives the package that made it).
 arm64_runs() {
-	[[ -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ]] &&
-		grep -qx enabled /proc/sys/fs/binfmt_misc/qemu-aarch64
+	local entry=/proc/sys/fs/binfmt_misc/qemu-aarch64 interpreter
+	[[ -e $entry ]] && grep -qx enabled "$entry" || return 1
+	interpreter=$(awk '$1 == "interpreter" { print $2 }' "$entry")
+	[[ -x $interpreter ]]
 }
 
 main() {
@@ -18,7 +22,7 @@ main() {
 		log "arm64 emulation already registered"
 		return 0
 	fi
-	if [[ ! -x /usr/bin/qemu-aarch64-static ]]; then
+	if [[ ! -x /usr/bin/qemu-aarch64-static || ! -d /usr/libexec/qemu-binfmt ]]; then
 		apt-get update -qq
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
 			qemu-user-static binfmt-support >/dev/null
