@@ -4,9 +4,9 @@ Order (so a failure never leaves a moved floating tag or a dangling git tag):
   1 preflight    every guard, before anything changes
   2 build        buildx --load, tagged <repo>:sha-<7> of the source commit
   3 test         the configured test command with AGENT_IMAGE=<repo>:sha-<7>
-  4 publish      push sha-<7>, then tag X.Y.Z from it in the registry (one request)
+  4 publish      push sha-<7>, then tag vX.Y.Z from it in the registry (one request)
   5 git          write VERSION, commit "release: vX.Y.Z", annotated tag, atomic push
-  6 floating     X.Y, X, latest (never backwards) point at X.Y.Z in the registry
+  6 floating     X.Y, X, latest (never backwards) point at vX.Y.Z in the registry
 A failure or Ctrl-C in 5 restores the local commit and tag exactly, unless the atomic push
 landed: then the release stands and a re-run moves the floating tags. A re-run converges:
 immutable tags already pushed for this commit are reused (2-4 skipped); a release commit that
@@ -36,7 +36,7 @@ from agentimage.errors import AgentImageError, ExitCode
 from agentimage.labels import DESCRIPTION, ImageMetadata
 from agentimage.proc import quote
 from agentimage.registry import Registry, split_reference
-from agentimage.tags import ReleaseTags, release_tags, sha_tag
+from agentimage.tags import ReleaseTags, release_tags, sha_tag, version_tag
 
 RELEASE_SUBJECT = re.compile(r"^release: v(?P<version>\S+)$")
 VERSION_FILE = "VERSION"
@@ -91,6 +91,10 @@ class ReleasePlan:
     @property
     def git_tag(self) -> str:
         return versioning.tag_name(self.version)
+
+    @property
+    def version_tag(self) -> str:
+        return version_tag(self.version)
 
     @property
     def test_ref(self) -> str:
@@ -260,11 +264,12 @@ def plan_release(
     tags = release_tags(version, head.hexsha, _existing_tags(repo, registry, image_repo))
     published = False
     if registry is not None:
-        version_digest = registry.digest(image_repo, str(version))
+        version_digest = registry.digest(image_repo, version_tag(version))
         if version_digest is not None:
             if version_digest != registry.digest(image_repo, sha_tag(head.hexsha)):
                 raise AgentImageError(
-                    f"{repository}:{version} already exists in the registry with another image; "
+                    f"{repository}:{version_tag(version)} already exists in the registry "
+                    "with another image; "
                     "released tags are immutable, bump to a later version",
                     ExitCode.REGISTRY,
                 )
@@ -322,13 +327,13 @@ def _resumable(
     refs = _git_remote_refs(repo, settings.remote, f"refs/tags/{tag}^{{}}")
     remote_has_release = refs.get(f"refs/tags/{tag}^{{}}") == head.hexsha
     tags = release_tags(version, source.hexsha, _existing_tags(repo, registry, image_repo))
-    version_digest = registry.digest(image_repo, str(version))
+    version_digest = registry.digest(image_repo, version_tag(version))
     if version_digest is None:
         if remote_has_release:
             raise AgentImageError(
-                f"release {tag} is in git but {repository}:{version} is not in the registry; "
-                f"build and push it with invoke buildx --registry {settings.registry} "
-                f"--tag {version}",
+                f"release {tag} is in git but {repository}:{version_tag(version)} is not in "
+                f"the registry; build and push it with invoke buildx --registry "
+                f"{settings.registry} --tag {version_tag(version)}",
                 ExitCode.REGISTRY,
             )
         return None
@@ -377,7 +382,7 @@ def _with_steps(plan: ReleasePlan, settings: ReleaseSettings) -> ReleasePlan:
     )
     argv = tuple(buildx_argv(spec))
     done = "already published for this commit by an earlier run" if plan.published else ""
-    version_ref = f"{plan.repository}:{plan.version}"
+    version_ref = f"{plan.repository}:{plan.version_tag}"
     publish = [f"docker tag {plan.test_ref} {version_ref}"]
     if plan.push:
         publish += [
@@ -400,7 +405,7 @@ def _with_steps(plan: ReleasePlan, settings: ReleaseSettings) -> ReleasePlan:
     git_skip = "already pushed" if plan.remote_has_release else ""
     floating = [
         (
-            f"registry: tag {plan.repository}:{t} -> {plan.version}"
+            f"registry: tag {plan.repository}:{t} -> {plan.version_tag}"
             if plan.push
             else f"docker tag {version_ref} {plan.repository}:{t}"
         )
@@ -454,9 +459,9 @@ def step_test(plan: ReleasePlan, root: Path, dry_run: bool) -> None:
 
 
 def _refuse_if_released(registry: Registry, image_repo: str, plan: ReleasePlan) -> None:
-    if registry.digest(image_repo, str(plan.version)) is not None:  # someone released meanwhile
+    if registry.digest(image_repo, plan.version_tag) is not None:  # someone released meanwhile
         raise AgentImageError(
-            f"{plan.repository}:{plan.version} appeared in the registry during this release; "
+            f"{plan.repository}:{plan.version_tag} appeared in the registry during this release; "
             f"another release won: git pull --ff-only {plan.remote} {plan.branch} and bump again",
             ExitCode.REGISTRY,
         )
@@ -465,19 +470,19 @@ def _refuse_if_released(registry: Registry, image_repo: str, plan: ReleasePlan) 
 def step_publish(plan: ReleasePlan, registry: Registry | None, dry_run: bool) -> None:
     if plan.published or dry_run:
         return
-    version_ref = f"{plan.repository}:{plan.version}"
+    version_ref = f"{plan.repository}:{plan.version_tag}"
     _docker("tag", plan.test_ref, version_ref, failure=f"cannot tag {version_ref}")
     if not plan.push or registry is None:
         return
     _, image_repo = split_reference(plan.repository)
-    version = str(plan.version)
+    version = plan.version_tag
     _refuse_if_released(registry, image_repo, plan)
     _say(f"pushing {plan.test_ref}")
     _docker(
         "push", "--quiet", plan.test_ref, failure=f"pushing {plan.test_ref} failed ({UNCHANGED})"
     )
     _refuse_if_released(registry, image_repo, plan)
-    # X.Y.Z is one manifest copy of the pushed sha tag right after the last check: two racing
+    # vX.Y.Z is one manifest copy of the pushed sha tag right after the last check: two racing
     # releases overlap there for one request, not for a whole image push
     _say(f"tagging {version_ref}")
     try:
@@ -627,13 +632,13 @@ def _rollback(
 def step_floating(plan: ReleasePlan, registry: Registry | None, dry_run: bool) -> None:
     if dry_run:
         return
-    version_ref = f"{plan.repository}:{plan.version}"
+    version_ref = f"{plan.repository}:{plan.version_tag}"
     for tag in plan.tags.floating:
         if plan.push and registry is not None:
-            # from X.Y.Z, not from sha-<7>: a release of the same commit racing this one (and
+            # from vX.Y.Z, not from sha-<7>: a release of the same commit racing this one (and
             # losing in git) may push sha-<7> again, an equivalent image with another digest
             _, image_repo = split_reference(plan.repository)
-            registry.retag(image_repo, str(plan.version), tag)
+            registry.retag(image_repo, plan.version_tag, tag)
         else:
             _docker("tag", version_ref, f"{plan.repository}:{tag}", failure=f"cannot tag {tag}")
     if plan.tags.floating:
@@ -669,7 +674,7 @@ def execute(
         if recorded and not plan.push:
             raise AgentImageError(
                 f"interrupted after {plan.git_tag} was recorded in git (local release); finish "
-                f"with docker tag {plan.repository}:{plan.version} {plan.repository}:TAG for "
+                f"with docker tag {plan.repository}:{plan.version_tag} {plan.repository}:TAG for "
                 f"{' '.join(plan.tags.floating)}",
                 ExitCode.INTERRUPTED,
             ) from None

@@ -1,8 +1,9 @@
 """Image tag sets: small pure functions of (version, commit, tags already published).
 
 - dev build:   dev, sha-<7>
-- stable:      X.Y.Z, sha-<7> (immutable); X.Y, X, latest (floating)
-- prerelease:  X.Y.Z-pre.N, sha-<7> only
+- stable:      vX.Y.Z, sha-<7> (immutable); X.Y, X, latest (floating)
+- prerelease:  vX.Y.Z-pre.N, sha-<7> only
+The full version carries a "v", as the seed's agentgate/agent:v0.2.13 and our git tags do.
 Floating tags never move backwards: releasing 1.4.1 after 2.0.0 moves 1.4 but neither 1 nor
 latest; each floating tag moves only when the new version is >= every stable release it covers.
 """
@@ -24,6 +25,11 @@ def sha_tag(sha: str) -> str:
     if len(sha) < SHORT_SHA or any(c not in "0123456789abcdef" for c in sha.lower()):
         raise AgentImageError(f"commit id {sha!r} is not a hex sha; pass a full git commit id")
     return f"sha-{sha[:SHORT_SHA].lower()}"
+
+
+def version_tag(version: Version) -> str:
+    """The image tag of a release: vX.Y.Z[-pre.N], the same name as its git tag."""
+    return f"v{version}"
 
 
 def dev_tags(sha: str) -> list[str]:
@@ -58,7 +64,7 @@ def stable_versions(tags: Iterable[str]) -> list[Version]:
 
 
 def release_tags(version: Version, sha: str, existing: Iterable[str] = ()) -> ReleaseTags:
-    immutable = (str(version), sha_tag(sha))
+    immutable = (version_tag(version), sha_tag(sha))
     if version.prerelease:
         return ReleaseTags(immutable, (), ())
     published = stable_versions(existing)

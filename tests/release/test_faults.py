@@ -113,7 +113,7 @@ def assert_unchanged_or_released(repo: ReleaseRepo, before: dict[str, object]) -
     assert f"{head}\trefs/heads/main" in remote
     assert "refs/tags/v0.1.1" in remote
     source = repo.git("rev-parse", "HEAD^")
-    assert published["0.1.1"] == published[f"sha-{source[:7]}"]  # images before git
+    assert published["v0.1.1"] == published[f"sha-{source[:7]}"]  # images before git
     return "released"
 
 
@@ -129,7 +129,7 @@ def assert_rerun_completes(repo: ReleaseRepo, source: str) -> subprocess.Complet
     assert "refs/tags/v0.1.1" in remote
     assert repo.git("status", "--porcelain") == ""
     published = registry_tags(repo.registry_api or repo.registry, repo.image)
-    assert set(published) == {"0.1.1", f"sha-{source[:7]}", *FLOATING}
+    assert set(published) == {"v0.1.1", f"sha-{source[:7]}", *FLOATING}
     assert len(set(published.values())) == 1
     return result
 
@@ -163,7 +163,7 @@ def _stop_registry(registry: LocalRegistry) -> Callable[[], bool]:
     ("request_line", "during"),
     [
         ("manifests/sha-", "pushing"),  # docker push of the tested image, blobs already up
-        ("manifests/0.1.1 ", "tagging"),  # the version tag, after the sha tag is pushed
+        ("manifests/v0.1.1 ", "tagging"),  # the version tag, after the sha tag is pushed
     ],
     ids=["sha-tag-push", "version-tag"],
 )
@@ -184,7 +184,7 @@ def test_registry_stops_in_the_middle_of_publishing(
 
     registry.start()  # same port, same storage
     assert assert_unchanged_or_released(repo, before) == "unchanged"
-    assert "0.1.1" not in repo.state()["registry"]  # type: ignore[operator]
+    assert "v0.1.1" not in repo.state()["registry"]  # type: ignore[operator]
     assert_rerun_completes(repo, source)
 
 
@@ -271,7 +271,7 @@ def test_sigint_at_each_step(proxied, step: str) -> None:
         env["INVOKE_RELEASE_TEST_COMMAND"] = f"sleep {DEADLINE}; {NODE_CHECK}"
         marker = "release: testing"
     elif step.startswith("publish"):
-        tag = "sha-" if step == "publish-sha-tag" else "0.1.1 "
+        tag = "sha-" if step == "publish-sha-tag" else "v0.1.1 "
         rule = proxy.on(f"PUT /v2/{repo.image}/manifests/{tag}", _pause(release))
     elif step.startswith("git"):
         verdict = "exit 0" if step == "git-push-lands" else "echo 'rejected by hook' >&2; exit 1"
@@ -359,8 +359,8 @@ def test_two_releases_race_from_two_clones(release_repo: ReleaseRepo, tmp_path: 
     # the registry: the release's tags are one image, built and tested from the released source
     published = registry_tags(first.registry, first.image)
     assert before["registry"] == {}
-    assert set(published) == {"0.1.1", f"sha-{source[:7]}", *FLOATING}
-    assert len({published[tag] for tag in ("0.1.1", *FLOATING)}) == 1
+    assert set(published) == {"v0.1.1", f"sha-{source[:7]}", *FLOATING}
+    assert len({published[tag] for tag in ("v0.1.1", *FLOATING)}) == 1
     # (sha-<7> names an image of the same commit; the loser may have pushed its own build)
     ref = f"{first.registry}/{first.image}@{published['latest']}"
     subprocess.run(["docker", "pull", "-q", ref], check=True, capture_output=True, timeout=300)

@@ -35,10 +35,10 @@ def test_stable_release(release_repo: ReleaseRepo) -> None:
     assert release_repo.git("status", "--porcelain") == ""
 
     tags = registry_tags(release_repo.registry, release_repo.repo)
-    assert set(tags) == {"0.1.1", f"sha-{source[:7]}", "0.1", "0", "latest"}
+    assert set(tags) == {"v0.1.1", f"sha-{source[:7]}", "0.1", "0", "latest"}
     assert len(set(tags.values())) == 1  # every tag is the one tested image
 
-    built = labels(f"{release_repo.registry}/{release_repo.repo}:0.1.1")
+    built = labels(f"{release_repo.registry}/{release_repo.repo}:v0.1.1")
     assert built["org.opencontainers.image.version"] == "0.1.1"
     assert built["org.opencontainers.image.revision"] == source
 
@@ -50,15 +50,15 @@ def test_prerelease_then_promotion(release_repo: ReleaseRepo) -> None:
     assert (release_repo.path / "VERSION").read_text() == "0.2.0-rc.1\n"
     assert "refs/tags/v0.2.0-rc.1" in release_repo.git("ls-remote", str(release_repo.origin))
     tags = registry_tags(release_repo.registry, release_repo.repo)
-    assert set(tags) == {"0.2.0-rc.1", f"sha-{rc_source[:7]}"}  # no latest, no floating
+    assert set(tags) == {"v0.2.0-rc.1", f"sha-{rc_source[:7]}"}  # no latest, no floating
 
     promoted = release_repo.invoke("release", "--bump", "minor")
     assert promoted.returncode == 0
     assert (release_repo.path / "VERSION").read_text() == "0.2.0\n"
     tags = registry_tags(release_repo.registry, release_repo.repo)
-    assert {"0.2.0", "0.2", "0", "latest"} <= set(tags)
-    assert tags["latest"] == tags["0.2.0"] == tags["0.2"]
-    built = labels(f"{release_repo.registry}/{release_repo.repo}:0.2.0")
+    assert {"v0.2.0", "0.2", "0", "latest"} <= set(tags)
+    assert tags["latest"] == tags["v0.2.0"] == tags["0.2"]
+    built = labels(f"{release_repo.registry}/{release_repo.repo}:v0.2.0")
     assert built["org.opencontainers.image.version"] == "0.2.0"
 
 
@@ -107,7 +107,7 @@ def test_rejected_git_push_rolls_back_and_rerun_completes(release_repo: ReleaseR
     assert "already published" in rerun.stdout  # build/test/push not repeated
     assert release_repo.git("log", "-1", "--format=%s") == "release: v0.1.1"
     tags = registry_tags(release_repo.registry, release_repo.repo)
-    assert {"0.1.1", "0.1", "0", "latest"} <= set(tags)
+    assert {"v0.1.1", "0.1", "0", "latest"} <= set(tags)
     assert len(set(tags.values())) == 1
 
 

@@ -97,7 +97,7 @@ def test_prereleases_never_get_floating_tags(version: Version, junk: list[str]) 
     if version.prerelease:
         assert tags.floating == ()
         assert "latest" not in tags.all
-    assert tags.immutable == (str(version), "sha-0123456")
+    assert tags.immutable == (f"v{version}", "sha-0123456")
 
 
 @given(st.lists(st.text(max_size=20), max_size=20))

@@ -22,7 +22,7 @@ def published(tmp_path: Path) -> tuple[Path, GitRun, FakeRegistry, release.Relea
     """A repo whose next release's images are already in the registry (build/test/publish done)."""
     work, git_run = make_repo(tmp_path)
     sha = git_run("rev-parse", "HEAD")
-    registry = FakeRegistry({"0.1.1": "sha256:a", f"sha-{sha[:7]}": "sha256:a"})
+    registry = FakeRegistry({"v0.1.1": "sha256:a", f"sha-{sha[:7]}": "sha256:a"})
     return work, git_run, registry, plan(work, registry)
 
 
@@ -102,13 +102,13 @@ def test_publish_stops_when_another_release_pushed_the_version(tmp_path, monkeyp
     def docker(*args: str, **_: object) -> None:
         if args[0] == "push":  # while our image uploads, another release tags 0.1.1
             registry.tags[args[-1].rsplit(":", 1)[1]] = "sha256:ours"
-            registry.tags["0.1.1"] = "sha256:theirs"
+            registry.tags["v0.1.1"] = "sha256:theirs"
 
     monkeypatch.setattr(release, "_docker", docker)
     with pytest.raises(AgentImageError, match="another release won") as err:
         release.step_publish(result, registry, dry_run=False)  # type: ignore[arg-type]
     assert err.value.code == ExitCode.REGISTRY
-    assert registry.tags["0.1.1"] == "sha256:theirs"  # not overwritten
+    assert registry.tags["v0.1.1"] == "sha256:theirs"  # not overwritten
     assert registry.retagged == []
 
 

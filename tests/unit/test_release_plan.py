@@ -73,7 +73,7 @@ def test_first_release_plan(repo) -> None:
     sha = git("rev-parse", "HEAD")
     assert str(result.version) == "0.1.1"
     assert result.git_tag == "v0.1.1"
-    assert result.tags.immutable == ("0.1.1", f"sha-{sha[:7]}")
+    assert result.tags.immutable == ("v0.1.1", f"sha-{sha[:7]}")
     assert result.tags.floating == ("0.1", "0", "latest")
     assert result.repository == "127.0.0.1:5999/agentgate/agent"
     assert result.test_ref == f"127.0.0.1:5999/agentgate/agent:sha-{sha[:7]}"
@@ -100,7 +100,7 @@ def test_prerelease_plan_has_no_floating_tags(repo) -> None:
 def test_latest_held_back_when_registry_has_newer(repo) -> None:
     work, git = repo
     git("tag", "-a", "v0.1.0", "-m", "r")
-    result = plan(work, FakeRegistry({"2.0.0": "sha256:b", "latest": "sha256:b"}))
+    result = plan(work, FakeRegistry({"v2.0.0": "sha256:b", "latest": "sha256:b"}))
     assert "latest" not in result.tags.floating
     assert "latest" in result.tags.held_back
 
@@ -212,14 +212,14 @@ def test_auto_picks_the_largest_bump(repo) -> None:
 def test_registry_tag_with_other_content_is_refused(repo) -> None:
     work, _ = repo
     with pytest.raises(AgentImageError, match="already exists in the registry") as err:
-        plan(work, FakeRegistry({"0.1.1": "sha256:other"}))
+        plan(work, FakeRegistry({"v0.1.1": "sha256:other"}))
     assert err.value.code == ExitCode.REGISTRY
 
 
 def test_rerun_reuses_images_already_pushed_for_this_commit(repo) -> None:
     work, git = repo
     sha = git("rev-parse", "HEAD")
-    result = plan(work, FakeRegistry({"0.1.1": "sha256:a", f"sha-{sha[:7]}": "sha256:a"}))
+    result = plan(work, FakeRegistry({"v0.1.1": "sha256:a", f"sha-{sha[:7]}": "sha256:a"}))
     assert result.published
     skipped = [s.name for s in result.steps if s.skip]
     assert skipped[:3] == ["build", "test", "publish immutable tags"]
@@ -228,7 +228,7 @@ def test_rerun_reuses_images_already_pushed_for_this_commit(repo) -> None:
 def test_git_step_commits_tags_pushes_then_resume_finishes_floating(repo) -> None:
     work, git = repo
     before = git("rev-parse", "HEAD")
-    registry = FakeRegistry({"0.1.1": "sha256:a", f"sha-{before[:7]}": "sha256:a"})
+    registry = FakeRegistry({"v0.1.1": "sha256:a", f"sha-{before[:7]}": "sha256:a"})
     result = plan(work, registry)
     release.step_git(result, release.gitinfo.open_repo(work), work, dry_run=False)
     assert git("log", "-1", "--format=%s") == "release: v0.1.1"
@@ -239,7 +239,7 @@ def test_git_step_commits_tags_pushes_then_resume_finishes_floating(repo) -> Non
     again = plan(work, registry)
     assert again.resume
     assert again.version == result.version
-    assert again.tags.immutable == ("0.1.1", f"sha-{before[:7]}")
+    assert again.tags.immutable == ("v0.1.1", f"sha-{before[:7]}")
     release.step_floating(again, registry, dry_run=False)  # type: ignore[arg-type]
     assert registry.retagged == ["0.1", "0", "latest"]
     # now complete: the next run is a new release, not a resume
@@ -250,7 +250,7 @@ def test_git_step_commits_tags_pushes_then_resume_finishes_floating(repo) -> Non
 def test_git_push_failure_rolls_back_exactly(repo) -> None:
     work, git = repo
     before = git("rev-parse", "HEAD")
-    registry = FakeRegistry({"0.1.1": "sha256:a", f"sha-{before[:7]}": "sha256:a"})
+    registry = FakeRegistry({"v0.1.1": "sha256:a", f"sha-{before[:7]}": "sha256:a"})
     result = plan(work, registry)
     git("remote", "set-url", "origin", str(work.parent / "gone.git"))
     with pytest.raises(AgentImageError, match="restored") as err:

@@ -23,7 +23,7 @@ def test_sha_tag_rejects_non_sha(sha: str) -> None:
 
 def test_stable_release_gets_every_tag() -> None:
     tags = release_tags(Version.parse("1.4.2"), SHA, ["1.4.1", "1.4", "1", "latest"])
-    assert tags.immutable == ("1.4.2", "sha-1a2b3c4")
+    assert tags.immutable == ("v1.4.2", "sha-1a2b3c4")
     assert tags.floating == ("1.4", "1", "latest")
     assert tags.held_back == ()
 
@@ -34,7 +34,7 @@ def test_first_release_on_empty_registry() -> None:
 
 def test_prerelease_gets_only_version_and_sha() -> None:
     tags = release_tags(Version.parse("2.0.0-rc.1"), SHA, ["1.9.0"])
-    assert tags.all == ("2.0.0-rc.1", "sha-1a2b3c4")
+    assert tags.all == ("v2.0.0-rc.1", "sha-1a2b3c4")
     assert "latest" not in tags.all
 
 
