@@ -291,6 +291,8 @@ def buildx(
         "branch": "release branch (default release.branch, main)",
         "remote": "git remote to push the release to (default origin)",
         "test-command": "shell command testing the image given as $AGENT_IMAGE",
+        "platform": "comma-separated platforms to publish as one manifest list (default "
+        "release.platforms; empty: the tested host-platform image only)",
     },
 )
 def release(
@@ -311,6 +313,7 @@ def release(
     branch: str | None = None,
     remote: str | None = None,
     test_command: str | None = None,
+    platform: str | None = None,
 ) -> None:
     """Release the next version: build, test, push, commit and tag in git, move floating tags."""
     with _errors():
@@ -334,6 +337,7 @@ def release(
         target = _pick(registry, c.config.image.registry)
         if target:
             config.check_registry(target)
+        platforms = _pick(platform, c.config.release.platforms)
         repo = gitinfo.open_repo(ROOT)
         settings = rel.ReleaseSettings(
             bump=bump,
@@ -345,6 +349,7 @@ def release(
             remote=_pick(remote, c.config.release.remote),
             test_command=_pick(test_command, c.config.release.test_command),
             build=options,
+            platforms=config.parse_platforms(platforms) if platforms else (),
             source_url=str(c.config.image.source) or gitinfo.https_source(gitinfo.remote_url(repo)),
             title=str(c.config.image.title),
             description=str(c.config.image.description),

@@ -30,7 +30,7 @@ from pathlib import Path
 import git
 
 from agentimage import gitinfo, imagebuild, preflight, versioning
-from agentimage.buildx import buildx_argv
+from agentimage.buildx import BuildSpec, buildx_argv
 from agentimage.config import image_repository
 from agentimage.errors import AgentImageError, ExitCode
 from agentimage.labels import DESCRIPTION, ImageMetadata
@@ -56,6 +56,10 @@ class ReleaseSettings:
     test_command: str
     build: imagebuild.BuildOptions
     source_url: str = ""
+    # Empty: publish the tested host-platform image with docker push. Otherwise the sha tag
+    # is pushed as a manifest list of these platforms, built by buildx from the same inputs
+    # (the host half comes from the cache of the image just tested).
+    platforms: tuple[str, ...] = ()
     title: str = "agentgate/agent"
     description: str = DESCRIPTION
     licenses: str = "Apache-2.0"
@@ -386,7 +390,9 @@ def _with_steps(plan: ReleasePlan, settings: ReleaseSettings) -> ReleasePlan:
     publish = [f"docker tag {plan.test_ref} {version_ref}"]
     if plan.push:
         publish += [
-            f"docker push {plan.test_ref}",
+            quote(buildx_argv(_push_spec(plan, settings)))
+            if settings.platforms
+            else f"docker push {plan.test_ref}",
             f"registry: tag {version_ref} -> {sha_tag(plan.source_sha)}",
         ]
     git_cmds = (
@@ -467,7 +473,43 @@ def _refuse_if_released(registry: Registry, image_repo: str, plan: ReleasePlan) 
         )
 
 
-def step_publish(plan: ReleasePlan, registry: Registry | None, dry_run: bool) -> None:
+def _push_spec(plan: ReleasePlan, settings: ReleaseSettings) -> BuildSpec:
+    """The multi-platform build that pushes the sha tag as a manifest list."""
+    return imagebuild.make_spec(
+        settings.build,
+        _metadata(plan, settings),
+        [plan.test_ref],
+        platforms=settings.platforms,
+        push=True,
+    )
+
+
+def _push_sha_tag(plan: ReleasePlan, settings: ReleaseSettings, root: Path) -> None:
+    if not settings.platforms:
+        _docker(
+            "push",
+            "--quiet",
+            plan.test_ref,
+            failure=f"pushing {plan.test_ref} failed ({UNCHANGED})",
+        )
+        return
+    try:
+        imagebuild.run_build(_push_spec(plan, settings), settings.build.variant, root)
+    except AgentImageError as exc:
+        raise AgentImageError(
+            f"pushing {plan.test_ref} for {','.join(settings.platforms)} failed ({UNCHANGED}): "
+            f"{exc.message}",
+            ExitCode.PUBLISH_FAILED,
+        ) from exc
+
+
+def step_publish(
+    plan: ReleasePlan,
+    settings: ReleaseSettings,
+    registry: Registry | None,
+    root: Path,
+    dry_run: bool,
+) -> None:
     if plan.published or dry_run:
         return
     version_ref = f"{plan.repository}:{plan.version_tag}"
@@ -478,9 +520,7 @@ def step_publish(plan: ReleasePlan, registry: Registry | None, dry_run: bool) ->
     version = plan.version_tag
     _refuse_if_released(registry, image_repo, plan)
     _say(f"pushing {plan.test_ref}")
-    _docker(
-        "push", "--quiet", plan.test_ref, failure=f"pushing {plan.test_ref} failed ({UNCHANGED})"
-    )
+    _push_sha_tag(plan, settings, root)
     _refuse_if_released(registry, image_repo, plan)
     # vX.Y.Z is one manifest copy of the pushed sha tag right after the last check: two racing
     # releases overlap there for one request, not for a whole image push
@@ -666,7 +706,7 @@ def execute(
             preflight.build_environment(settings.build.builder)
         step_build(plan, settings, root, dry_run)
         step_test(plan, root, dry_run)
-        step_publish(plan, registry, dry_run)
+        step_publish(plan, settings, registry, root, dry_run)
         step_git(plan, repo, root, dry_run)
         recorded = True
         step_floating(plan, registry, dry_run)

@@ -106,7 +106,7 @@ def test_publish_stops_when_another_release_pushed_the_version(tmp_path, monkeyp
 
     monkeypatch.setattr(release, "_docker", docker)
     with pytest.raises(AgentImageError, match="another release won") as err:
-        release.step_publish(result, registry, dry_run=False)  # type: ignore[arg-type]
+        release.step_publish(result, settings(), registry, work, dry_run=False)  # type: ignore[arg-type]
     assert err.value.code == ExitCode.REGISTRY
     assert registry.tags["v0.1.1"] == "sha256:theirs"  # not overwritten
     assert registry.retagged == []

@@ -90,6 +90,24 @@ def test_first_release_plan(repo) -> None:
         assert expected in text
 
 
+def test_multi_platform_release_pushes_the_sha_tag_with_buildx(repo) -> None:
+    work, git = repo
+    result = plan(work, platforms=("linux/amd64", "linux/arm64"))
+    sha = git("rev-parse", "HEAD")
+    publish = next(step for step in result.steps if step.name == "publish immutable tags")
+    push = next(command for command in publish.commands if "--push" in command)
+    assert "--platform linux/amd64,linux/arm64" in push
+    assert f"--tag 127.0.0.1:5999/agentgate/agent:sha-{sha[:7]}" in push
+    assert not any(command.startswith("docker push") for command in publish.commands)
+
+
+def test_host_platform_release_pushes_the_tested_image(repo) -> None:
+    work, _ = repo
+    publish = next(step for step in plan(work).steps if step.name == "publish immutable tags")
+    assert any(command.startswith("docker push") for command in publish.commands)
+    assert not any("--platform" in command for command in publish.commands)
+
+
 def test_prerelease_plan_has_no_floating_tags(repo) -> None:
     work, _ = repo
     result = plan(work, bump="minor", pre="rc")

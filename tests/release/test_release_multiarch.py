@@ -1,0 +1,28 @@
+"""`invoke release --platform linux/amd64,linux/arm64`: the release is one manifest list.
+
+Marked multiarch: the arm64 half builds under qemu, so `nox -s multiarch` runs it, not
+`nox -s release`.
+"""
+
+from __future__ import annotations
+
+import pytest
+from conftest import ReleaseRepo, registry_tags
+
+from agentimage.registry import Registry
+
+PLATFORMS = ("linux/amd64", "linux/arm64")
+
+pytestmark = pytest.mark.multiarch
+
+
+def test_release_publishes_a_manifest_list_of_both_platforms(release_repo: ReleaseRepo) -> None:
+    result = release_repo.invoke("release", "--bump", "patch", "--platform", ",".join(PLATFORMS))
+    assert result.returncode == 0, result.stderr[-3000:]
+
+    tags = registry_tags(release_repo.registry, release_repo.repo)
+    assert {"v0.1.1", "0.1", "0", "latest"} <= set(tags)
+    assert tags["latest"] == tags["v0.1.1"]
+    platforms = Registry(release_repo.registry).platforms(release_repo.repo, "v0.1.1")
+    assert sorted(platforms) == sorted(PLATFORMS)
+    assert release_repo.git("log", "-1", "--format=%s") == "release: v0.1.1"
