@@ -2,18 +2,15 @@
 
 Needs a Docker Engine with buildx, arm64 emulation (scripts/provision-emulation.sh) and the
 two-platform base mirror (scripts/build-base-mirror.sh with PLATFORMS including arm64).
-About two minutes warm: the arm64 half builds under qemu.
+About two minutes cold: the arm64 half builds under qemu. Marked multiarch, so
+`nox -s multiarch` runs it, not `nox -s release`; `registry` is the release suite's
+loopback registry.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
-import socket
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,23 +22,7 @@ PLATFORMS = ("linux/amd64", "linux/arm64")
 REPO = "agentgate/agent"
 TAG = "multiarch-test"
 
-
-@pytest.fixture(scope="module")
-def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    storage = tmp_path_factory.mktemp("registry")
-    subprocess.run(
-        ["bash", str(ROOT / "scripts/start-local-registry.sh"), str(port), str(storage)],
-        check=True,
-        timeout=120,
-    )
-    try:
-        yield f"127.0.0.1:{port}"
-    finally:
-        with contextlib.suppress(FileNotFoundError, ProcessLookupError, ValueError):
-            os.kill(int((storage / "registry.pid").read_text()), signal.SIGTERM)
+pytestmark = pytest.mark.multiarch
 
 
 @pytest.fixture(scope="module")
