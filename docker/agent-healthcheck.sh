@@ -15,8 +15,8 @@ unhealthy() {
 }
 
 node -e 0 2>/dev/null || unhealthy "node does not run"
-claude_bin=$(command -v claude) || unhealthy "claude is not on PATH ($PATH)"
-[ -x "$claude_bin" ] || unhealthy "claude at $claude_bin is not executable"
+# `command -v` finds only executable files, so this covers "missing" and "not executable".
+command -v claude >/dev/null || unhealthy "no executable claude on PATH ($PATH)"
 [ -d "$workspace" ] || unhealthy "workspace $workspace is missing or not a directory"
 [ -w "$workspace" ] || unhealthy "workspace $workspace is not writable by uid $(id -u)"
 echo healthy

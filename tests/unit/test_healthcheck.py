@@ -91,8 +91,7 @@ def test_claude_missing_names_path(health: Health) -> None:
 
 def test_claude_not_executable(health: Health) -> None:
     (health.bindir / "claude").chmod(0o644)
-    # dash's `command -v` skips files without x; either message names claude.
-    assert_unhealthy(health.run(), "claude")
+    assert_unhealthy(health.run(), "no executable claude", str(health.bindir))
 
 
 def test_workspace_missing(health: Health) -> None:
