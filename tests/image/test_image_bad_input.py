@@ -173,6 +173,28 @@ def test_credentials_linked_into_config_dir(
     assert container.logs().decode() == "", "a valid 0600 credentials file needs no message"
 
 
+def test_cli_logs_in_with_mounted_credentials(
+    containers: Containers, workspace: Path, tmp_path: Path
+) -> None:
+    """Subscription mode end to end: the CLI itself reports the read-only mount as a login."""
+    oauth = {
+        "accessToken": "sk-ant-oat01-test",
+        "refreshToken": "sk-ant-ort01-test",
+        "expiresAt": 4102444800000,  # 2100-01-01: never refreshed, so no network is needed
+        "scopes": ["user:inference", "user:profile"],
+    }
+    creds = _credentials(tmp_path, json.dumps({"claudeAiOauth": oauth}))
+    logged_in = containers.start(volumes=_with_credentials(creds, workspace), **HARDENED)
+    anonymous = containers.start(volumes=bind(workspace), **HARDENED)
+    for container in (logged_in, anonymous):
+        wait_running(container)
+    status = {}
+    for name, container in (("mounted", logged_in), ("none", anonymous)):
+        code, out = exec_in(container, "claude auth status")  # exits 1 when logged out
+        status[name] = (code, json.loads(out)["loggedIn"])
+    assert status == {"mounted": (0, True), "none": (1, False)}
+
+
 @pytest.mark.parametrize(
     "content", ['{"claudeAiOauth": {"accessToken": "tok-SECRET-2"', ""], ids=["truncated", "empty"]
 )
