@@ -149,6 +149,8 @@ def _summary(
         **BUILD_HELP,
         "tag": "extra tag (bare tag or full ref), repeatable; dev and sha-<7> are always set",
         "metadata-file": "also write buildx's metadata JSON (image digest) to this path",
+        "platform": "comma-separated platforms to build and load (default: the host's); "
+        "more than one needs the containerd image store",
     },
 )
 def build(
@@ -164,8 +166,9 @@ def build(
     no_cache: bool = False,
     dry_run: bool = False,
     metadata_file: str | None = None,
+    platform: str | None = None,
 ) -> None:
-    """Build the image for the host platform and load it as agentgate/agent:dev and :sha-<7>."""
+    """Build the image for the host (or --platform) and load it as agentgate/agent:dev, :sha-<7>."""
     with _errors():
         options = _build_options(
             c,
@@ -178,6 +181,7 @@ def build(
             cache_to,
             no_cache,
         )
+        platforms = config.parse_platforms(platform) if platform else ()
         source = _source()
         meta = _metadata(c, source, options.variant)
         repository = config.image_repository(str(c.config.image.name))
@@ -186,6 +190,7 @@ def build(
             options,
             meta,
             refs,
+            platforms=platforms,
             load=True,
             metadata_file=Path(metadata_file) if metadata_file else None,
         )
@@ -193,7 +198,7 @@ def build(
             print(quote(buildx_argv(spec)))
             return
         preflight.cli_version(options.claude_code_version)
-        preflight.build_environment(options.builder)
+        preflight.build_environment(options.builder, platforms, load=True)
         digest = imagebuild.run_build(spec, options.variant, ROOT)
         _summary(refs, digest, options, meta)
 

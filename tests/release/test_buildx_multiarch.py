@@ -9,8 +9,10 @@ loopback registry.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -85,3 +87,31 @@ def test_each_platform_runs_node_and_claude(pushed: str, platform: str) -> None:
     assert machine == {"linux/amd64": "x86_64", "linux/arm64": "aarch64"}[platform]
     assert node.startswith("v20.")
     assert claude.startswith("2.1.197 ")
+
+
+def test_without_a_registry_buildx_writes_a_two_platform_oci_archive(tmp_path: Path) -> None:
+    archive = tmp_path / "agent.oci.tar"
+    result = subprocess.run(
+        [sys.executable, "-m", "invoke", "buildx", "--variant", "slim", "--output", str(archive)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        check=False,
+    )
+    assert result.returncode == 0, f"invoke buildx failed:\n{result.stderr[-4000:]}"
+    with tarfile.open(archive) as tar:
+
+        def blob(digest: str) -> dict:
+            member = tar.extractfile(f"blobs/sha256/{digest.removeprefix('sha256:')}")
+            assert member is not None
+            return json.load(member)
+
+        top = json.load(tar.extractfile("index.json"))  # type: ignore[arg-type]
+        image_index = blob(top["manifests"][0]["digest"])
+        platforms = {
+            f"{entry['platform']['os']}/{entry['platform']['architecture']}"
+            for entry in image_index["manifests"]
+            if entry.get("platform", {}).get("os") != "unknown"  # attestation entries
+        }
+    assert platforms == set(PLATFORMS)

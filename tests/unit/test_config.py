@@ -162,3 +162,23 @@ def test_ca_cert_unreadable() -> None:
         assert f"CA bundle {bundle} is not readable (Permission denied)" in result.stdout
     finally:
         shutil.rmtree(directory)
+
+
+CLASSIC_STORE = {"Driver": "overlay2", "DriverStatus": [["Backing Filesystem", "extfs"]]}
+CONTAINERD_STORE = {
+    "Driver": "overlayfs",
+    "DriverStatus": [["driver-type", "io.containerd.snapshotter.v1"]],
+}
+
+
+def test_multi_platform_load_needs_the_containerd_store() -> None:
+    from agentimage import preflight
+    from agentimage.errors import AgentImageError, ExitCode
+
+    both = ("linux/amd64", "linux/arm64")
+    preflight.multi_platform_load(both, CONTAINERD_STORE)
+    preflight.multi_platform_load(both[:1], CLASSIC_STORE)  # one platform loads anywhere
+    with pytest.raises(AgentImageError, match="containerd image store") as err:
+        preflight.multi_platform_load(both, CLASSIC_STORE)
+    assert err.value.code == ExitCode.ENVIRONMENT
+    assert "containerd-snapshotter" in err.value.message  # names the fix
