@@ -27,25 +27,10 @@ TAG = "multiarch-test"
 pytestmark = pytest.mark.multiarch
 
 
-@pytest.fixture(scope="module")
-def pushed(registry: str) -> str:
-    """Run `invoke buildx` once for the module; return the pushed reference."""
+def invoke_buildx(*args: str) -> None:
+    """`invoke buildx --variant slim ARGS` in the project; fails the test with its log."""
     result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "invoke",
-            "buildx",
-            "--variant",
-            "slim",
-            "--platform",
-            ",".join(PLATFORMS),
-            "--registry",
-            registry,
-            "--tag",
-            TAG,
-            "--no-verify",
-        ],
+        [sys.executable, "-m", "invoke", "buildx", "--variant", "slim", *args],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -53,6 +38,13 @@ def pushed(registry: str) -> str:
         check=False,
     )
     assert result.returncode == 0, f"invoke buildx failed:\n{result.stdout[-4000:]}{result.stderr}"
+
+
+@pytest.fixture(scope="module")
+def pushed(registry: str) -> str:
+    """Run `invoke buildx` once for the module; return the pushed reference."""
+    platforms = ",".join(PLATFORMS)
+    invoke_buildx("--platform", platforms, "--registry", registry, "--tag", TAG, "--no-verify")
     return f"{registry}/{REPO}:{TAG}"
 
 
@@ -91,15 +83,7 @@ def test_each_platform_runs_node_and_claude(pushed: str, platform: str) -> None:
 
 def test_without_a_registry_buildx_writes_a_two_platform_oci_archive(tmp_path: Path) -> None:
     archive = tmp_path / "agent.oci.tar"
-    result = subprocess.run(
-        [sys.executable, "-m", "invoke", "buildx", "--variant", "slim", "--output", str(archive)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=1800,
-        check=False,
-    )
-    assert result.returncode == 0, f"invoke buildx failed:\n{result.stderr[-4000:]}"
+    invoke_buildx("--output", str(archive))
     with tarfile.open(archive) as tar:
 
         def blob(digest: str) -> dict:
