@@ -54,15 +54,29 @@ def unit(session: nox.Session) -> None:
     session.run("pytest", "tests/unit", *session.posargs)
 
 
-@nox.session(default=False)
-def image(session: nox.Session) -> None:
-    """Build the image with `invoke build` (slim variant) and run the image tests on it."""
-    _install_test(session)
+def _image_under_test(session: nox.Session) -> str:
+    """AGENT_IMAGE if set, else the slim image built now with `invoke build`."""
     image_ref = os.environ.get("AGENT_IMAGE")
     if not image_ref:
         session.run("invoke", "build", "--variant", TEST_VARIANT)
         image_ref = DEV_IMAGE
+    return image_ref
+
+
+@nox.session(default=False)
+def image(session: nox.Session) -> None:
+    """Build the image with `invoke build` (slim variant) and run the image tests on it."""
+    _install_test(session)
+    image_ref = _image_under_test(session)
     session.run("pytest", "tests/image", *session.posargs, env={"AGENT_IMAGE": image_ref})
+
+
+@nox.session(default=False)
+def e2e(session: nox.Session) -> None:
+    """Real Claude Code turns in hardened sandboxes against a local Messages API double."""
+    _install_test(session)
+    image_ref = _image_under_test(session)
+    session.run("pytest", "tests/e2e", *session.posargs, env={"AGENT_IMAGE": image_ref})
 
 
 @nox.session(default=False)
@@ -86,10 +100,10 @@ def bench(session: nox.Session) -> None:
     session.run("python", "-m", "benchmarks", *session.posargs)
 
 
-VERIFY_SESSIONS = ["lint", "shellcheck", "unit", "image", "release", "multiarch"]
+VERIFY_SESSIONS = ["lint", "shellcheck", "unit", "image", "e2e", "release", "multiarch"]
 
 
 @nox.session(default=False, requires=VERIFY_SESSIONS)
 def verify(session: nox.Session) -> None:
-    """Everything CI runs: lint, shellcheck, unit, image, release and multi-arch tests."""
+    """Everything CI runs: lint, shellcheck, unit, image, e2e, release and multi-arch tests."""
     session.log("passed: " + ", ".join(VERIFY_SESSIONS))
