@@ -10,7 +10,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from benchmarks import figures
+from benchmarks import agent_turns, figures
 from benchmarks.harness import ROOT, BenchError, human, run
 
 IMAGE = "agentgate/agent:bench"
@@ -85,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         ("healthcheck", lambda: figures.healthcheck_cost(IMAGE, runs + 2)),
         ("rebuild", lambda: figures.rebuild_entrypoint(REBUILD, max(1, args.cold_runs))),
         ("invoke", lambda: figures.invoke_overhead(max(3, runs - 2))),
+        ("agent-turns", lambda: agent_turns.all_rows(IMAGE, runs)),
     ]
     started = time.monotonic()
     print(f"building {IMAGE} (slim) ...", file=sys.stderr, flush=True)
@@ -98,7 +99,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"measuring {key} ...", file=sys.stderr, flush=True)
             t0 = time.monotonic()
             try:
-                rows.append(measure())
+                made = measure()
+                rows.extend(made if isinstance(made, list) else [made])
             except BenchError as exc:
                 errors[key] = str(exc)
                 print(f"  {key} failed: {exc}", file=sys.stderr)

@@ -41,6 +41,30 @@ SANDBOX_SETTINGS: dict[str, Any] = {
     "mem_limit": "1g",
 }
 
+_FLAGS = {
+    "user": "--user",
+    "cap_drop": "--cap-drop",
+    "security_opt": "--security-opt",
+    "pids_limit": "--pids-limit",
+    "mem_limit": "--memory",
+}
+
+
+def docker_run_flags(settings: dict[str, Any]) -> list[str]:
+    """SETTINGS as `docker run` flags: what the README's recipe must say."""
+    flags: list[str] = []
+    for key, value in settings.items():
+        if key == "read_only":
+            flags += ["--read-only"] if value else []
+        elif key == "tmpfs":
+            for target, options in value.items():
+                flags += ["--tmpfs", f"{target}:{options}" if options else target]
+        else:
+            for item in value if isinstance(value, list) else [value]:
+                flags += [_FLAGS[key], str(item)]
+    return flags
+
+
 # A bridge network with no way out: `internal` removes the route to the world, and
 # inhibit_ipv4 leaves the host's side of the bridge without an address, so the sandbox
 # cannot reach services listening on the host either (an internal network alone allows that).
@@ -201,7 +225,7 @@ class Sandboxes:
             self.client.volumes.get(name).remove(force=True)
 
 
-def wait_until_ready(container: Container, timeout: float = 30) -> None:
+def wait_until_ready(container: Container, timeout: float = 30, poll: float = 0.1) -> None:
     """Until the entrypoint has handed over to the keep-alive (tini's child is `sleep`)."""
     deadline = time.monotonic() + timeout
     probe = ["sh", "-c", "cat /proc/$(cut -d' ' -f1 /proc/1/task/1/children)/comm"]
@@ -216,4 +240,4 @@ def wait_until_ready(container: Container, timeout: float = 30) -> None:
                 f"{container.name} not ready within {timeout}s: {container.attrs['State']}\n"
                 f"--- docker logs ---\n{logs_of(container)}"
             )
-        time.sleep(0.1)
+        time.sleep(poll)
