@@ -136,6 +136,13 @@ def wait_running(container: Container, timeout: float = 10) -> None:
     wait_for(container, lambda a: a["State"]["Status"] == "running", timeout, "running")
 
 
+def wait_healthy(container: Container, timeout: float = 15) -> dict:
+    """Until Docker reports the container healthy: the entrypoint has finished (its ready
+    marker names the running workload) and the checks pass. Waiting for "running" is not
+    enough: the entrypoint may still be preparing HOME when the first exec arrives."""
+    return wait_for(container, lambda a: health_status(a) == "healthy", timeout, "healthy")
+
+
 def health_status(attrs: dict) -> str | None:
     return (attrs["State"].get("Health") or {}).get("Status")
 

@@ -22,6 +22,11 @@ OAUTH = "sk-ant-oat-test-SECRET-oauth-9b1f42"
 SECRETS = {"ANTHROPIC_API_KEY": API_KEY, "CLAUDE_CODE_OAUTH_TOKEN": OAUTH}
 
 
+MARK_READY_THEN_SLEEP = (
+    "source /usr/local/bin/agent-entrypoint.sh && agent_mark_ready && exec sleep infinity"
+)
+
+
 def assert_no_secret(where: str, text: str) -> None:
     for name, value in SECRETS.items():
         assert value not in text, f"{name} leaked into {where}:\n{text}"
@@ -39,7 +44,8 @@ def test_unhealthy_with_reason_when_workspace_read_only(
     containers: Containers, workspace: Path, image
 ) -> None:
     # The entrypoint refuses a read-only workspace (exit 66, test_bad_input), so the container
-    # would never live long enough to be checked: bypass it and keep only tini + sleep.
+    # would never live long enough to be checked: bypass it and keep only tini + sleep, with
+    # the ready marker the entrypoint would have written (its own function writes it).
     # The image's own check command runs, with timings shortened so one failure counts.
     healthcheck = {
         "test": image.attrs["Config"]["Healthcheck"]["Test"],
@@ -49,7 +55,7 @@ def test_unhealthy_with_reason_when_workspace_read_only(
         "start_period": 1_000_000,
     }
     container = containers.start(
-        entrypoint=["tini", "--", "sleep", "infinity"],
+        entrypoint=["tini", "--", "bash", "-c", MARK_READY_THEN_SLEEP],
         volumes=bind(workspace, mode="ro"),
         healthcheck=healthcheck,
         environment=SECRETS,
@@ -72,7 +78,7 @@ def test_secrets_never_logged(containers: Containers, workspace: Path, tmp_path:
         environment=SECRETS,
         volumes={
             **bind(workspace),
-            str(creds): {"bind": "/home/agentgate/.claude/.credentials.json", "mode": "ro"},
+            str(creds): {"bind": "/run/secrets/claude-credentials.json", "mode": "ro"},
         },
         **profile,
     )

@@ -1,14 +1,17 @@
 """docker/agent-healthcheck.sh run on the host with stand-ins for node and claude.
 
-PATH holds only a shim dir: `node` and `claude` are shell scripts the test controls, `id` is
-linked from the host. So each check can be made to fail on its own, and the test sees the
-reason the script prints (Docker stores it in State.Health.Log).
+PATH holds only a shim dir: `node` and `claude` are shell scripts the test controls, `id` and
+`setpriv` are linked from the host. So each check can be made to fail on its own, and the
+test sees the reason the script prints (Docker stores it in State.Health.Log). The ready
+marker names this test process (alive, with its real start time) unless a test says
+otherwise; AGENT_USER is `nobody`, the host having no `agentgate`.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,12 +19,19 @@ from pathlib import Path
 import pytest
 from shell_helpers import (
     HEALTHCHECK,
+    IS_ROOT,
+    NOBODY,
     give,
     run,
     shared_tmpdir,
     unprivileged_uid,
     write_shim,
 )
+
+
+def start_time(pid: int) -> str:
+    """Field 22 of /proc/PID/stat: the process's start time in clock ticks since boot."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1].split()[19]
 
 
 @dataclass
@@ -31,9 +41,20 @@ class Health:
     workspace: Path
     claude_ran: Path
 
-    def run(self, *, unprivileged: bool = False, **env: str):
-        full_env = {"PATH": str(self.bindir), "AGENT_WORKSPACE": str(self.workspace), **env}
-        return run(["/bin/sh", str(HEALTHCHECK)], full_env, unprivileged=unprivileged)
+    @property
+    def ready(self) -> Path:
+        return self.root / "ready"
+
+    def run(self, *, unprivileged: bool = True, prefix: tuple[str, ...] = (), **env: str):
+        full_env = {
+            "PATH": str(self.bindir),
+            "AGENT_WORKSPACE": str(self.workspace),
+            "AGENT_READY_FILE": str(self.ready),
+            "AGENT_USER": "nobody",
+            **env,
+        }
+        argv = [*prefix, str(HEALTHCHECK)]
+        return run(argv, full_env, unprivileged=unprivileged)
 
 
 @pytest.fixture
@@ -44,7 +65,7 @@ def health() -> Iterator[Health]:
         workspace = root / "workspace"
         workspace.mkdir()
         give(workspace)
-        for tool in ("id",):
+        for tool in ("id", "setpriv"):
             host_tool = shutil.which(tool)
             assert host_tool, f"{tool} is needed on the host"
             (bindir / tool).symlink_to(host_tool)
@@ -52,7 +73,9 @@ def health() -> Iterator[Health]:
         write_shim(bindir, "node", "exit 0")
         # The real CLI is a 245 MB binary: the check must not start it every 30 s.
         write_shim(bindir, "claude", f'touch "{claude_ran}"; echo "2.1.197 (Claude Code)"')
-        yield Health(root, bindir, workspace, claude_ran)
+        box = Health(root, bindir, workspace, claude_ran)
+        box.ready.write_text(f"{os.getpid()} {start_time(os.getpid())}\n")
+        yield box
 
 
 def assert_unhealthy(result, *needles: str) -> None:
@@ -65,8 +88,49 @@ def assert_unhealthy(result, *needles: str) -> None:
 
 
 def test_all_checks_pass(health: Health) -> None:
-    result = health.run(unprivileged=True)
+    result = health.run()
     assert (result.returncode, result.stdout, result.stderr) == (0, "healthy\n", "")
+
+
+def test_starting_until_the_entrypoint_writes_its_marker(health: Health) -> None:
+    health.ready.unlink()
+    assert_unhealthy(health.run(), "starting", str(health.ready))
+
+
+def test_marker_naming_a_process_that_exited(health: Health) -> None:
+    gone = subprocess.run(["sh", "-c", "echo $$"], capture_output=True, text=True, check=True)
+    health.ready.write_text(f"{gone.stdout.strip()} 1\n")
+    assert_unhealthy(health.run(), "has exited")
+
+
+def test_marker_from_an_earlier_run_with_a_reused_pid_is_stale(health: Health) -> None:
+    """A restarted container reuses PIDs; /tmp may keep the old marker if it is no tmpfs."""
+    health.ready.write_text(f"{os.getpid()} {int(start_time(os.getpid())) - 1}\n")
+    assert_unhealthy(health.run(), "stale")
+
+
+def test_root_drops_to_the_agent_before_it_checks_anything(health: Health) -> None:
+    """After a root start Docker runs the check as root: it must run as the agent instead
+    (as root, the workspace would look writable whatever its mode)."""
+    if not IS_ROOT:
+        pytest.skip("needs root to start the check as root")
+    health.workspace.chmod(0o555)
+    assert_unhealthy(health.run(unprivileged=False), "not writable", f"uid {NOBODY}")
+
+
+def test_root_that_cannot_drop_is_unhealthy(health: Health) -> None:
+    if not IS_ROOT:
+        pytest.skip("needs root to start the check as root")
+    result = health.run(
+        unprivileged=False, prefix=("setpriv", "--bounding-set=-setuid", "--inh-caps=-all")
+    )
+    assert_unhealthy(result, "cannot drop to nobody")
+
+
+def test_root_refuses_a_root_agent_user(health: Health) -> None:
+    if not IS_ROOT:
+        pytest.skip("needs root to start the check as root")
+    assert_unhealthy(health.run(unprivileged=False, AGENT_USER="root"), "AGENT_USER=root")
 
 
 def test_does_not_start_the_cli(health: Health) -> None:
@@ -108,7 +172,7 @@ def test_workspace_is_a_file(health: Health) -> None:
 def test_workspace_not_writable(health: Health) -> None:
     health.workspace.chmod(0o555)
     assert_unhealthy(
-        health.run(unprivileged=True),
+        health.run(),
         str(health.workspace),
         "not writable",
         f"uid {unprivileged_uid()}",
@@ -118,7 +182,8 @@ def test_workspace_not_writable(health: Health) -> None:
 def test_default_workspace_is_slash_workspace(health: Health) -> None:
     if os.path.isdir("/workspace"):
         pytest.skip("this host has a /workspace; the default cannot be told apart")
-    result = run(["/bin/sh", str(HEALTHCHECK)], {"PATH": str(health.bindir)})
+    env = {"PATH": str(health.bindir), "AGENT_READY_FILE": str(health.ready)}
+    result = run(["/bin/sh", str(HEALTHCHECK)], env, unprivileged=True)
     assert_unhealthy(result, "workspace /workspace")
 
 
