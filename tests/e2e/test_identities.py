@@ -39,10 +39,11 @@ def test_a_turn_as_an_arbitrary_uid(sandboxes: Sandboxes, double: ApiDouble, mak
 def test_a_turn_after_a_root_start_runs_as_agentgate(
     sandboxes: Sandboxes, double: ApiDouble, make_workspace
 ) -> None:
-    """Root start: the entrypoint gives the workspace to agentgate and drops to it."""
+    """Root start: the entrypoint gives the workspace to agentgate and drops to it, keeping no
+    capability (bounding set included, which takes CAP_SETPCAP) and setting no_new_privs."""
     workspace: Path = make_workspace(uid=0, files={"README": "from root\n"})
     _write_turn(double, "after-root.txt")
-    sandbox = sandboxes.start(str(workspace), user="0:0", cap_add=["CHOWN", "SETUID", "SETGID"])
+    sandbox = sandboxes.start(str(workspace), user="0:0", cap_add=["CHOWN", "SETUID", "SETGID", "SETPCAP"])
 
     turn = sandbox.turn("write it", "--allowedTools", "Write", user="1000:1000")
 
@@ -61,3 +62,5 @@ def test_a_turn_after_a_root_start_runs_as_agentgate(
     fields = dict(line.split(":\t", 1) for line in out.splitlines())
     assert fields["Uid"].split()[:2] == ["1000", "1000"], out
     assert fields["Gid"].split()[:2] == ["1000", "1000"], out
+    assert int(fields["CapBnd"], 16) == 0, out
+    assert fields["NoNewPrivs"].strip() == "1", out

@@ -12,7 +12,7 @@ import pytest
 from api_double import ApiDouble, Conversation, reply, text
 from sandbox import Sandboxes, Turn, wait_until_ready
 
-CONFIG_DIR = "/home/agentgate/.config/claude"
+AGENT_HOME = "/home/agentgate"
 # What a CLI that cannot write its state prints; none of it may appear under --read-only.
 WRITE_ERRORS = re.compile(r"EROFS|EACCES|read-only file system|permission denied", re.I)
 
@@ -52,16 +52,18 @@ def test_a_second_turn_continues_the_first_in_the_same_container(
     _second_request_remembers(double, word)
 
 
-def test_a_session_survives_a_restart_with_the_config_dir_on_a_volume(
+def test_a_session_survives_a_restart_with_home_on_a_volume(
     sandboxes: Sandboxes, double: ApiDouble, workspace: Path
 ) -> None:
     word = "quince"
     _two_turn_script(double, word)
-    volumes = {sandboxes.volume(): {"bind": CONFIG_DIR, "mode": "rw"}}
-    sandbox = sandboxes.start(str(workspace), volumes=volumes)
+    # HOME holds the CLI's state (~/.claude.json, ~/.claude): a volume there instead of the
+    # tmpfs keeps it, and the volume starts as a copy of the image's /home/agentgate.
+    volumes = {sandboxes.volume(): {"bind": AGENT_HOME, "mode": "rw"}}
+    sandbox = sandboxes.start(str(workspace), volumes=volumes, tmpfs={"/tmp": "size=256m"})
 
     first = sandbox.turn(f"remember the word {word}")
-    sandbox.container.restart(timeout=10)  # HOME's tmpfs is emptied, the volume stays
+    sandbox.container.restart(timeout=10)  # /tmp's tmpfs is emptied, the volume stays
     wait_until_ready(sandbox.container)
     second = sandbox.turn("which word was it?", "--resume", first.result.get("session_id", ""))
 

@@ -12,9 +12,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from imagekit import HARDENED, Containers, Exited, bind, exec_in, wait_running
+from imagekit import HARDENED, Containers, Exited, bind, exec_in, wait_healthy
 
-CREDENTIALS = "/home/agentgate/.claude/.credentials.json"
+CREDENTIALS = "/run/secrets/claude-credentials.json"
 
 needs_root = pytest.mark.skipif(
     os.geteuid() != 0, reason="needs root on the host to create files owned by other uids"
@@ -162,11 +162,11 @@ def test_credentials_linked_into_config_dir(
 ) -> None:
     creds = _credentials(tmp_path, json.dumps({"claudeAiOauth": {"accessToken": "tok-1"}}))
     container = containers.start(volumes=_with_credentials(creds, workspace), **HARDENED)
-    wait_running(container)
+    wait_healthy(container)
     code, out = exec_in(
         container,
-        'readlink "$CLAUDE_CONFIG_DIR/.credentials.json"; '
-        'jq -r .claudeAiOauth.accessToken "$CLAUDE_CONFIG_DIR/.credentials.json"',
+        'readlink "$HOME/.claude/.credentials.json"; '
+        'jq -r .claudeAiOauth.accessToken "$HOME/.claude/.credentials.json"',
     )
     assert code == 0, out
     assert out.split() == [CREDENTIALS, "tok-1"]
@@ -187,7 +187,7 @@ def test_cli_logs_in_with_mounted_credentials(
     logged_in = containers.start(volumes=_with_credentials(creds, workspace), **HARDENED)
     anonymous = containers.start(volumes=bind(workspace), **HARDENED)
     for container in (logged_in, anonymous):
-        wait_running(container)
+        wait_healthy(container)
     status = {}
     for name, container in (("mounted", logged_in), ("none", anonymous)):
         code, out = exec_in(container, "claude auth status")  # exits 1 when logged out
@@ -219,6 +219,23 @@ def test_credentials_world_readable_warns(
     assert "warning" in lines[0], str(result)
     assert "world-readable" in lines[0], str(result)
     assert "tok-SECRET-3" not in result.logs
+
+
+def test_credentials_mounted_inside_the_cli_config_dir_exit_67_naming_the_fix(
+    containers: Containers, workspace: Path, tmp_path: Path
+) -> None:
+    """Docker creates the parents of a bind mount as root: a file mounted at
+    ~/.claude/.credentials.json would leave the CLI a ~/.claude it cannot write."""
+    creds = _credentials(tmp_path, json.dumps({"x": "tok-SECRET-5"}))
+    inside = "/home/agentgate/.claude/.credentials.json"
+    result = containers.run(
+        RAN,
+        volumes={**bind(workspace), str(creds): {"bind": inside, "mode": "ro"}},
+        environment={"AGENT_CREDENTIALS_FILE": inside},
+        **HARDENED,
+    )
+    assert_one_line_error(result, 67, inside, CREDENTIALS)
+    assert "tok-SECRET-5" not in result.logs
 
 
 def test_credentials_directory_exits_67(

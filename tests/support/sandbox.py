@@ -226,18 +226,21 @@ class Sandboxes:
 
 
 def wait_until_ready(container: Container, timeout: float = 30, poll: float = 0.1) -> None:
-    """Until the entrypoint has handed over to the keep-alive (tini's child is `sleep`)."""
+    """Until the image's own health check passes when run now: the entrypoint has handed
+    over to the workload (its ready marker names it) and the sandbox works. Running it with
+    exec sees that at once; Docker's next scheduled check may be up to a second away."""
     deadline = time.monotonic() + timeout
-    probe = ["sh", "-c", "cat /proc/$(cut -d' ' -f1 /proc/1/task/1/children)/comm"]
+    output = b""
     while True:
         container.reload()
         if container.status == "running":
-            code, out = container.exec_run(probe)
-            if code == 0 and out.decode().strip() == "sleep":
+            code, output = container.exec_run(["agent-healthcheck.sh"])
+            if code == 0:
                 return
         if container.status in {"exited", "dead"} or time.monotonic() > deadline:
             raise AssertionError(
                 f"{container.name} not ready within {timeout}s: {container.attrs['State']}\n"
+                f"health check: {output.decode(errors='replace')}\n"
                 f"--- docker logs ---\n{logs_of(container)}"
             )
         time.sleep(poll)

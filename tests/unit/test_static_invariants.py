@@ -138,7 +138,11 @@ def test_layer_order_cli_then_scripts_last(runtime: list[Instruction]) -> None:
         if ins.keyword == "COPY" and "from" not in _copy_sources(ins)[0]
         for src in _copy_sources(ins)[1]
     }
-    assert set(scripts) == {"docker/agent-entrypoint.sh", "docker/agent-healthcheck.sh"}
+    assert set(scripts) == {
+        "docker/agent-entrypoint.sh",
+        "docker/agent-healthcheck.sh",
+        "docker/claude-managed-settings.json",
+    }
     assert cli[0] < min(scripts.values()), "the scripts change most: copy them after the CLI"
     last_fs = max(i for i, ins in enumerate(runtime) if ins.keyword in FS_CHANGING)
     assert last_fs == max(scripts.values()), (
@@ -188,6 +192,58 @@ def test_cli_runs_quietly_by_env(runtime: list[Instruction]) -> None:
     ):
         assert re.search(rf"\b{name}=", env_text), f"ENV {name} is missing"
     assert re.search(r"\bGIT_TERMINAL_PROMPT=0\b", env_text)
+
+
+def test_no_image_wide_home_or_cli_config_dir(runtime: list[Instruction]) -> None:
+    """Each user's HOME comes from passwd: a root exec must not read the agent's dotfiles,
+    and a root `claude` must not load settings the agent can write."""
+    env_text = " ".join(ins.args for ins in runtime if ins.keyword == "ENV")
+    for name in ("HOME", "CLAUDE_CONFIG_DIR", "BASH_ENV", "ENV", "GIT_CONFIG_GLOBAL"):
+        assert not re.search(rf"(^|\s){name}=", env_text), f"ENV sets {name} for every user"
+
+
+def test_provider_settings_come_from_the_container_environment_only(
+    runtime: list[Instruction],
+) -> None:
+    env_text = " ".join(ins.args for ins in runtime if ins.keyword == "ENV")
+    assert re.search(r"\bCLAUDE_CODE_PROVIDER_MANAGED_BY_HOST=1\b", env_text)
+
+
+def test_no_system_wide_git_trust(dockerfile_text: str) -> None:
+    """safe.directory in the system config made root's git run the agent's fsmonitor."""
+    assert "git config --system" not in dockerfile_text
+    assert "safe.directory" not in dockerfile_text
+
+
+def test_managed_settings_are_installed_root_owned_and_read_only(
+    runtime: list[Instruction],
+) -> None:
+    [copy] = [
+        ins
+        for ins in runtime
+        if ins.keyword == "COPY" and "docker/claude-managed-settings.json" in ins.args
+    ]
+    flags, _ = _copy_sources(copy)
+    assert flags.get("chmod") == "0644", str(copy)
+    assert "chown" not in flags, "managed settings must stay root's"
+    assert copy.args.split()[-1] == "/etc/claude-code/managed-settings.json"
+
+
+def test_managed_settings_lock_out_repository_commands() -> None:
+    managed = json.loads((REPO / "docker" / "claude-managed-settings.json").read_text())
+    assert managed["allowManagedHooksOnly"] is True
+    assert managed["allowManagedMcpServersOnly"] is True
+    assert managed["allowedMcpServers"] == []
+    assert managed["allowManagedPermissionRulesOnly"] is True
+    for helper in (
+        "apiKeyHelper",
+        "awsAuthRefresh",
+        "awsCredentialExport",
+        "gcpAuthRefresh",
+        "otelHeadersHelper",
+        "proxyAuthHelper",
+    ):
+        assert managed[helper] == "", f"{helper} must be blanked so no settings file can set it"
 
 
 # --- .dockerignore --------------------------------------------------------------------------
