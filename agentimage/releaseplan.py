@@ -240,6 +240,19 @@ def _refuse_local_tag(tag: str) -> None:
     )
 
 
+def of_release_commit(
+    repo: git.Repo,
+    settings: ReleaseSettings,
+    commit: git.Commit,
+    version: versioning.Version,
+    *,
+    mode: str,
+) -> ReleasePlan:
+    """The plan of a release whose commit exists: its image is built from the parent."""
+    base = plan_base(repo, settings, version, version, commit.parents[0])
+    return replace(base, bump=mode, mode=mode, release_sha=commit.hexsha)
+
+
 def plan_resume(
     root: Path,
     repo: git.Repo,
@@ -255,14 +268,8 @@ def plan_resume(
     found = release_commit(repo, "HEAD")
     if found is None or not settings.push:
         return None
-    commit, version = found
-    plan = replace(
-        plan_base(repo, settings, version, version, commit.parents[0]),
-        bump="resume",
-        mode="resume",
-        release_sha=commit.hexsha,
-    )
-    remote_has = check_remote(root, repo, plan.remote, plan.branch, plan.git_tag, commit.hexsha)
+    plan = of_release_commit(repo, settings, *found, mode="resume")
+    remote_has = check_remote(root, repo, plan.remote, plan.branch, plan.git_tag, plan.release_sha)
     registry.check_access(plan.repository, plan.version_tag)
     plan = replace(
         registry_state(plan, registry, git_release_tags(repo)), remote_has_release=remote_has
@@ -308,17 +315,11 @@ def plan_publish(
             "invoke release --no-push",
             ExitCode.GIT_STATE,
         )
-    commit, version = found
-    plan = replace(
-        plan_base(repo, settings, version, version, commit.parents[0]),
-        bump="publish",
-        mode="publish",
-        release_sha=commit.hexsha,
-    )
+    plan = of_release_commit(repo, settings, *found, mode="publish")
     plan = replace(
         plan, local_image=f"{image_repository(settings.image_name)}:{sha_tag(plan.source_sha)}"
     )
     remote_has = guards.check(
-        check_remote, root, repo, plan.remote, plan.branch, plan.git_tag, commit.hexsha
+        check_remote, root, repo, plan.remote, plan.branch, plan.git_tag, plan.release_sha
     )
     return with_registry(replace(plan, remote_has_release=bool(remote_has)), repo, registry, guards)

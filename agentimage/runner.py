@@ -128,13 +128,9 @@ class RecordingRunner:
         self,
         argv: Sequence[str],
         *,
-        failure: str,
-        code: ExitCode,
-        timeout: float | None = None,
         env: Mapping[str, str] | None = None,
-        cwd: Path | None = None,
-        stream: bool = False,
         dry_stdout: str = "",
+        **_how: object,  # failure, code, timeout, cwd, stream: how the host would run it
     ) -> str:
         self.commands.append(command_line(argv, env))
         return dry_stdout

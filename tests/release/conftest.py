@@ -369,6 +369,17 @@ class LocalRegistry:
         return path.read_text(errors="replace")[-2000:] if path.exists() else ""
 
 
+def htpasswd_registry(
+    private_registry: Callable[..., LocalRegistry], tmp_path: Path, password: str
+) -> LocalRegistry:
+    """A registry of the test's own that lets in user `releaser` with `password` only."""
+    htpasswd = tmp_path / "htpasswd"
+    htpasswd.write_text(f"releaser:{bcrypt_hash(password)}\n")
+    return private_registry(
+        "auth", f"auth:\n  htpasswd:\n    realm: agentgate-test\n    path: {htpasswd}\n"
+    )
+
+
 @pytest.fixture
 def private_registry(tmp_path: Path) -> Iterator[Callable[..., LocalRegistry]]:
     """Start registries only this test uses (to kill, restart or lock down); all stopped after."""

@@ -12,7 +12,13 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from conftest import LocalRegistry, ReleaseRepo, bcrypt_hash, make_release_repo, remove_local_images
+from conftest import (
+    LocalRegistry,
+    ReleaseRepo,
+    htpasswd_registry,
+    make_release_repo,
+    remove_local_images,
+)
 
 
 def error_line(result: subprocess.CompletedProcess[str]) -> str:
@@ -57,11 +63,7 @@ def _basic(user: str, password: str) -> str:
 def test_push_refused_by_an_authenticating_registry(
     tmp_path: Path, private_registry: Callable[..., LocalRegistry], npm_registry: str
 ) -> None:
-    htpasswd = tmp_path / "htpasswd"
-    htpasswd.write_text(f"releaser:{bcrypt_hash('right-password')}\n")
-    registry = private_registry(
-        "auth", f"auth:\n  htpasswd:\n    realm: agentgate-test\n    path: {htpasswd}\n"
-    )
+    registry = htpasswd_registry(private_registry, tmp_path, "right-password")
     repo = make_release_repo(tmp_path / "repo", registry.address, npm_registry)
     before = repo.state(with_registry=False)
 

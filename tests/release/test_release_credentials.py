@@ -16,7 +16,7 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
-from conftest import LocalRegistry, bcrypt_hash, make_release_repo, remove_local_images
+from conftest import LocalRegistry, htpasswd_registry, make_release_repo, remove_local_images
 
 HELPER = Path(__file__).parent / "bin" / "docker-credential-agentgate-test"
 PASSWORD = "right-password"
@@ -25,11 +25,7 @@ PASSWORD = "right-password"
 def test_release_through_a_credential_helper(
     tmp_path: Path, private_registry: Callable[..., LocalRegistry], npm_registry: str
 ) -> None:
-    htpasswd = tmp_path / "htpasswd"
-    htpasswd.write_text(f"releaser:{bcrypt_hash(PASSWORD)}\n")
-    registry = private_registry(
-        "registry", f"auth:\n  htpasswd:\n    realm: agentgate-test\n    path: {htpasswd}\n"
-    )
+    registry = htpasswd_registry(private_registry, tmp_path, PASSWORD)
     helper_dir = tmp_path / "credential-helper"
     helper_dir.mkdir()
     shutil.copy2(HELPER, helper_dir / HELPER.name)

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from cli_helpers import CliRepo, fake_npm_registry, make_cli_repo
 from git_helpers import make_repo
-from git_http import PASSWORD, USER, git_http_remote
+from git_http import PASSWORD, USER, GitHttpRemote, git_http_remote
 from release_helpers import commands, plan, pushed, run
 
 from agentimage.gitrun import NO_TERMINAL_FIX
@@ -55,24 +55,29 @@ def _dry_run_argv() -> list[str]:
             "--registry", registry]  # fmt: skip
 
 
-def test_without_a_terminal_a_password_prompt_fails_at_once_naming_the_fix(
-    tmp_path: Path, npm_registry: str
-) -> None:
+@pytest.fixture
+def http_cli(tmp_path: Path, npm_registry: str) -> Iterator[tuple[CliRepo, GitHttpRemote]]:
+    """A clone whose origin is served over HTTP behind a password."""
     cli = make_cli_repo(tmp_path, npm_registry)
     with git_http_remote(cli.origin) as remote:
         cli.git("remote", "set-url", "origin", remote.url)
-        started = time.monotonic()
-        result = subprocess.run(
-            _dry_run_argv(),
-            cwd=cli.path,
-            env=_environment(cli),
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=DEADLINE,
-            start_new_session=True,  # no controlling terminal, as under CI
-            check=False,
-        )
+        yield cli, remote
+
+
+def test_without_a_terminal_a_password_prompt_fails_at_once_naming_the_fix(http_cli) -> None:
+    cli, remote = http_cli
+    started = time.monotonic()
+    result = subprocess.run(
+        _dry_run_argv(),
+        cwd=cli.path,
+        env=_environment(cli),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=DEADLINE,
+        start_new_session=True,  # no controlling terminal, as under CI
+        check=False,
+    )
     assert time.monotonic() - started < 30, "it waited for a prompt nobody can answer"
     assert result.returncode == 3, result.stderr
     first = next(line for line in result.stderr.splitlines() if line.startswith("error: "))
@@ -107,22 +112,18 @@ def _converse(fd: int, answers: dict[str, str]) -> str:
     return shown.decode(errors="replace")
 
 
-def test_with_a_terminal_git_asks_there_and_the_answer_reaches_the_remote(
-    tmp_path: Path, npm_registry: str
-) -> None:
-    cli = make_cli_repo(tmp_path, npm_registry)
-    with git_http_remote(cli.origin) as remote:
-        cli.git("remote", "set-url", "origin", remote.url)
-        argv, env = _dry_run_argv(), _environment(cli)
-        pid, fd = pty.fork()
-        if pid == 0:  # the child: a session whose controlling terminal is the pty
-            os.chdir(cli.path)
-            os.execve(argv[0], argv, env)  # noqa: S606 (argv is ours)
-        try:
-            shown = _converse(fd, {"Username for": USER, "Password for": PASSWORD})
-        finally:
-            os.close(fd)
-            _, status = os.waitpid(pid, 0)
+def test_with_a_terminal_git_asks_there_and_the_answer_reaches_the_remote(http_cli) -> None:
+    cli, remote = http_cli
+    argv, env = _dry_run_argv(), _environment(cli)
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: a session whose controlling terminal is the pty
+        os.chdir(cli.path)
+        os.execve(argv[0], argv, env)  # noqa: S606 (argv is ours)
+    try:
+        shown = _converse(fd, {"Username for": USER, "Password for": PASSWORD})
+    finally:
+        os.close(fd)
+        _, status = os.waitpid(pid, 0)
     assert "Username for 'http://127.0.0.1" in shown
     assert "/origin.git/info/refs" in remote.accepted  # git authenticated with what was typed
     assert "release v0.1.1" in shown
