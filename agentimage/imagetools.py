@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from dataclasses import dataclass
 
 from agentimage.errors import AgentImageError, ExitCode
@@ -17,6 +18,9 @@ Runner = HostRunner | RecordingRunner
 VERSION_LABEL = "org.opencontainers.image.version"
 REVISION_LABEL = "org.opencontainers.image.revision"
 INSPECT_TIMEOUT = 60
+ATTEMPTS = 3  # a connection the registry (or a proxy before it) dropped is tried again
+_DROPPED = ("connection reset by peer", "unexpected eof", ": eof", "broken pipe",
+            "502 bad gateway", "503 service unavailable", "504 gateway timeout")  # fmt: skip
 _ABSENT = re.compile(r": not found$")
 _AUTH = (
     "401 unauthorized",
@@ -119,21 +123,28 @@ class Registry:
         self.runner = runner
         self.timeout = timeout
 
+    def _run(self, argv: list[str], ref: str, timeout: float) -> str:
+        """One imagetools call; a dropped connection is tried again (reads and tags by
+        digest are idempotent), any other failure raised as imagetools' own line."""
+        for attempt in range(1, ATTEMPTS + 1):
+            try:
+                return self.runner.run(argv, failure=ref, code=ExitCode.REGISTRY, timeout=timeout)
+            except AgentImageError as exc:
+                detail = exc.message.removeprefix(f"{ref}: ").removeprefix("ERROR: ")
+                if attempt == ATTEMPTS or not any(m in detail.lower() for m in _DROPPED):
+                    raise AgentImageError(detail, ExitCode.REGISTRY) from None
+                time.sleep(attempt)
+        raise AssertionError("unreachable")  # the loop returns or raises
+
     def inspect(self, ref: str) -> RemoteImage | None:
         """What `ref` names, or None when the tag does not exist (and in a dry run)."""
         argv = ["docker", "buildx", "imagetools", "inspect", "--format", "{{json .}}", ref]
         try:
-            out = self.runner.run(
-                argv,
-                failure=ref,
-                code=ExitCode.REGISTRY,
-                timeout=self.timeout,
-            )
+            out = self._run(argv, ref, self.timeout)
         except AgentImageError as exc:
-            detail = exc.message.removeprefix(f"{ref}: ").removeprefix("ERROR: ")
-            if _ABSENT.search(detail):
+            if _ABSENT.search(exc.message):
                 return None
-            raise failure(ref, detail) from None
+            raise failure(ref, exc.message) from None
         return parse_inspect(out) if out else None
 
     def copy(self, source: str, tag_ref: str, *, timeout: float | None = None) -> None:
@@ -141,12 +152,9 @@ class Registry:
         no image data moves, the digest stays the same."""
         argv = ["docker", "buildx", "imagetools", "create", "--tag", tag_ref, source]
         try:
-            self.runner.run(
-                argv, failure=tag_ref, code=ExitCode.REGISTRY, timeout=timeout or self.timeout
-            )
+            self._run(argv, tag_ref, timeout or self.timeout)
         except AgentImageError as exc:
-            detail = exc.message.removeprefix(f"{tag_ref}: ").removeprefix("ERROR: ")
-            raise failure(tag_ref, f"tagging {tag_ref}: {detail}") from None
+            raise failure(tag_ref, f"tagging {tag_ref}: {exc.message}") from None
 
     def check_access(self, repository: str, probe_tag: str) -> RemoteImage | None:
         """Refuse an unreachable registry, or one Docker holds no login for (loopback

@@ -193,3 +193,36 @@ def test_an_unreachable_registry_is_one_clear_error() -> None:
         imagetools.Registry(HostRunner()).inspect(f"127.0.0.1:{port}/agentgate/agent:v1")
     assert err.value.code == ExitCode.REGISTRY
     assert "start it or pass another --registry" in err.value.message
+
+
+class _FlakyRunner:
+    """Answers imagetools calls from a script of (stderr line or None, stdout)."""
+
+    def __init__(self, *answers: tuple[str | None, str]) -> None:
+        self.answers = list(answers)
+        self.calls = 0
+
+    def run(self, argv, *, failure: str, code: ExitCode, **_: object) -> str:
+        self.calls += 1
+        error, out = self.answers.pop(0)
+        if error is not None:
+            raise AgentImageError(f"{failure}: ERROR: {error}", code)
+        return out
+
+
+def test_a_dropped_connection_is_tried_again(monkeypatch) -> None:
+    monkeypatch.setattr(imagetools.time, "sleep", lambda _: None)
+    found = json.dumps({"manifest": {"digest": "sha256:ab"}, "image": {"config": {}}})
+    runner = _FlakyRunner(("read: connection reset by peer", ""), (None, found))
+    image = imagetools.Registry(runner).inspect("127.0.0.1:9/a:b")  # type: ignore[arg-type]
+    assert image is not None
+    assert image.digest == "sha256:ab"
+    assert runner.calls == 2
+
+
+def test_a_refused_connection_is_not_tried_again(monkeypatch) -> None:
+    monkeypatch.setattr(imagetools.time, "sleep", lambda _: None)
+    runner = _FlakyRunner(("dial tcp 127.0.0.1:9: connect: connection refused", ""))
+    with pytest.raises(AgentImageError, match="is unreachable"):
+        imagetools.Registry(runner).copy("127.0.0.1:9/a@sha256:ab", "127.0.0.1:9/a:b")  # type: ignore[arg-type]
+    assert runner.calls == 1
