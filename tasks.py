@@ -11,27 +11,41 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from invoke import Context, Exit, task
+from invoke import Config, Context, Exit, task
 
 from agentimage import config, gitinfo, imagebuild, preflight, versioning
 from agentimage import release as rel
 from agentimage.buildx import buildx_argv, cache_ref
 from agentimage.errors import AgentImageError, ExitCode
+from agentimage.imagetools import Registry
 from agentimage.labels import ImageMetadata, oci_labels
 from agentimage.proc import quote
-from agentimage.registry import split_reference
+from agentimage.releaseplan import ReleaseSettings
+from agentimage.runner import HostRunner
 from agentimage.tags import dev_tags, qualify
 
 ROOT = Path(__file__).resolve().parent
 
+
+def _project_defaults() -> Config:
+    """invoke.yaml as `--help` shows it (flags and INVOKE_* variables override it)."""
+    defaults = Config(project_location=str(ROOT))
+    defaults.load_project()
+    return defaults
+
+
+D = _project_defaults()
+
 BUILD_HELP = {
     "variant": "base image variant: alpine (node:<node>-alpine) or slim "
-    "(node:<node>-bookworm-slim)",
-    "node-version": "Node.js major or full version of the base image (default from invoke.yaml)",
-    "claude-code-version": "@anthropic-ai/claude-code version installed in the image",
+    f"(node:<node>-bookworm-slim); default {D.image.variant}",
+    "node-version": "Node.js major or full version of the base image; default "
+    f"{D.image.node_version}",
+    "claude-code-version": "@anthropic-ai/claude-code version installed in the image; default "
+    f"{D.image.claude_code_version}",
     "ca-cert": "CA bundle passed as BuildKit secret for npm behind TLS interception: "
-    "auto (SSL_CERT_FILE or the system bundle), none, or a PEM path",
-    "builder": "buildx builder to use (e.g. a remote BuildKit or Kubernetes builder)",
+    f"auto (SSL_CERT_FILE or the system bundle), none, or a PEM path; default {D.build.ca_cert}",
+    "builder": "buildx builder to use (e.g. a remote BuildKit); default: the current one",
     "cache-from": "cache source, repeatable: a registry ref or a full type=... spec",
     "cache-to": "cache destination, repeatable: a registry ref or a full type=... spec",
     "no-cache": "build without using the build cache",
@@ -168,7 +182,15 @@ def build(
     metadata_file: str | None = None,
     platform: str | None = None,
 ) -> None:
-    """Build the image for the host (or --platform) and load it as agentgate/agent:dev, :sha-<7>."""
+    """Build the image for the host (or --platform) and load it as agentgate/agent:dev, :sha-<7>.
+
+    No flag is required; defaults come from invoke.yaml (shown with each flag below).
+
+    Examples:
+      invoke build --variant slim
+      invoke build --platform linux/amd64,linux/arm64 --tag try1
+      invoke build --dry-run    # print the docker buildx command only
+    """
     with _errors():
         options = _build_options(
             c,
@@ -260,17 +282,19 @@ def buildx(
             return
         preflight.cli_version(options.claude_code_version)
         preflight.build_environment(options.builder, platforms, load=False)
-        client = preflight.registry(split_reference(repository)[0]) if target else None
+        registry_client = Registry(HostRunner(echo=False)) if target else None
+        if registry_client is not None:
+            registry_client.check_access(repository, refs[1].rsplit(":", 1)[1])
         if destination:
             Path(destination.split("dest=", 1)[1]).parent.mkdir(parents=True, exist_ok=True)
         digest = imagebuild.run_build(spec, options.variant, ROOT)
         print(f"built {', '.join(platforms)} as {' '.join(refs)}")
         print(f"  digest    {digest or 'unknown'}")
-        if client is None:
+        if registry_client is None:
             print(f"  archive   {destination.split('dest=', 1)[1]}")
             return
-        image_repo = split_reference(repository)[1]
-        found = client.platforms(image_repo, refs[1].rsplit(":", 1)[1])
+        pushed = registry_client.inspect(refs[1])
+        found = list(pushed.platforms) if pushed else []
         print(f"  manifest  {refs[1]} -> {', '.join(found)}")
         missing = sorted(set(platforms) - set(found))
         if missing:
@@ -289,15 +313,28 @@ def buildx(
     iterable=["cache_from", "cache_to"],
     help={
         **BUILD_HELP,
-        "bump": "patch | minor | major | prerelease | auto (from conventional commits)",
-        "pre": "make a prerelease X.Y.Z-<pre>.N with this identifier (e.g. rc)",
-        "push": "push images and git; --no-push does everything locally",
-        "registry": "registry HOST[:PORT][/PATH] to publish to (default image.registry)",
-        "branch": "release branch (default release.branch, main)",
-        "remote": "git remote to push the release to (default origin)",
-        "test-command": "shell command testing the image given as $AGENT_IMAGE",
-        "platform": "comma-separated platforms to publish as one manifest list (default "
-        "release.platforms; empty: the tested host-platform image only)",
+        "bump": "patch | minor | major | prerelease | auto (from conventional commits); "
+        "required, except when publishing a release made earlier",
+        "pre": "prerelease identifier (e.g. rc, beta): --bump patch|minor|major start one, "
+        "--bump prerelease switches to it; without it --bump prerelease keeps the current one "
+        f"(a stable version gets {D.release.pre})",
+        "push": "push the image and git; --no-push does everything locally, and "
+        "--publish-only publishes that later",
+        "registry": "registry HOST[:PORT][/PATH] to publish to (docker.io/ORG for Docker Hub); "
+        f"default {D.image.registry or '(none: pass one, or --no-push)'}",
+        "branch": f"release branch; default {D.release.branch}",
+        "remote": f"git remote to push the release to; default {D.release.remote}",
+        "test-command": "shell command testing the image given as $AGENT_IMAGE; default "
+        f"{D.release.test_command!r}",
+        "test-timeout": f"seconds the test command may take; default {D.release.test_timeout}",
+        "push-timeout": "seconds each push (image, git, registry tag) may take; default "
+        f"{D.release.push_timeout}",
+        "publish-only": "publish the --no-push release vX.Y.Z (its tested image from the local "
+        "store): push the image and git, then tag the registry",
+        "platform": "comma-separated platforms to publish as one manifest list; default "
+        f"{D.release.platforms or '(the tested host-platform image only)'}",
+        "dry-run": "print the whole plan (the commands each step would run), then every failed "
+        "precondition with its fix; exit non-zero if any failed",
     },
 )
 def release(
@@ -318,16 +355,33 @@ def release(
     branch: str | None = None,
     remote: str | None = None,
     test_command: str | None = None,
+    test_timeout: str | None = None,
+    push_timeout: str | None = None,
+    publish_only: str | None = None,
     platform: str | None = None,
 ) -> None:
-    """Release the next version: build, test, push, commit and tag in git, move floating tags."""
+    """Release the next version: build, test, push the image, record it in git, tag it.
+
+    Required: --bump, or --publish-only vX.Y.Z. The registry comes from --registry or
+    image.registry in invoke.yaml (or pass --no-push).
+
+    Order: build, test, push sha-<7>, then git (VERSION, commit, tag, one atomic push), then
+    vX.Y.Z and the floating tags in the registry. Before the git push lands nothing is
+    released anywhere; after it, re-running the same command finishes the same version.
+
+    Examples:
+      invoke release --bump patch --registry ghcr.io --dry-run
+      invoke release --bump minor --pre rc --registry docker.io/agentgate
+      invoke release --bump patch --no-push; invoke release --publish-only v0.1.1 --registry R
+    """
     with _errors():
-        if bump is None:
-            raise AgentImageError(f"--bump is required; pass --bump {'|'.join(versioning.BUMPS)}")
-        versioning.check_bump(bump)
-        prerelease_id = pre
-        if bump == "prerelease" and pre is None:
-            prerelease_id = str(c.config.release.pre)
+        if bump is None and not publish_only:
+            raise AgentImageError(
+                f"--bump is required; pass --bump {'|'.join(versioning.BUMPS)} "
+                "(or --publish-only vX.Y.Z)"
+            )
+        if bump is not None:
+            versioning.check_bump(bump)
         options = _build_options(
             c,
             variant,
@@ -344,9 +398,9 @@ def release(
             config.check_registry(target)
         platforms = _pick(platform, c.config.release.platforms)
         repo = gitinfo.open_repo(ROOT)
-        settings = rel.ReleaseSettings(
-            bump=bump,
-            pre=prerelease_id,
+        settings = ReleaseSettings(
+            bump=bump or "",
+            pre=pre,
             push=push,
             image_name=str(c.config.image.name),
             registry=target,
@@ -359,14 +413,26 @@ def release(
             title=str(c.config.image.title),
             description=str(c.config.image.description),
             licenses=str(c.config.image.licenses),
+            default_pre=str(c.config.release.pre),
+            test_timeout=config.check_timeout(
+                _pick(test_timeout, c.config.release.test_timeout), "--test-timeout"
+            ),
+            push_timeout=config.check_timeout(
+                _pick(push_timeout, c.config.release.push_timeout), "--push-timeout"
+            ),
+            publish_only=publish_only or "",
         )
-        plan = rel.plan_release(ROOT, settings)
-        print("\n".join(plan.describe()), flush=True)
+        plan = rel.prepare(ROOT, settings, dry_run=dry_run)
+        print("\n".join(rel.describe(plan, settings, ROOT)), flush=True)
         if dry_run:
-            print("dry run: nothing was changed")
+            print("dry run: nothing was changed", flush=True)
+            for problem in plan.problems:
+                print(f"error: {problem.message}", file=sys.stderr, flush=True)
+            if plan.problems:
+                raise Exit(code=int(plan.problems[0].code))
             return
-        rel.execute(plan, settings, ROOT)
-        print(f"released {plan.git_tag} as {plan.repository} tags {' '.join(plan.tags.all)}")
+        ctx = rel.execute(plan, settings, ROOT)
+        print("\n".join(rel.summary(plan, ctx)))
         sys.stdout.flush()
 
 

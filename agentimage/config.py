@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from agentimage.errors import AgentImageError
+from agentimage.registry import normalize_host
 
 DOCKERFILE = "docker/Dockerfile.agent"
 BUILD_CONTEXT = "."
@@ -115,9 +116,13 @@ def check_registry(registry: str) -> str:
 
 
 def image_repository(name: str, registry: str = "") -> str:
-    """Full repository reference: '127.0.0.1:5000' + 'agentgate/agent'."""
+    """Full repository reference: '127.0.0.1:5000' + 'agentgate/agent'. Docker Hub is
+    spelled docker.io however it was given, so Docker finds its `docker login`."""
     check_image_name(name)
-    return f"{check_registry(registry)}/{name}" if registry else name
+    if not registry:
+        return name
+    host, _, path = check_registry(registry).partition("/")
+    return "/".join(filter(None, (normalize_host(host), path, name)))
 
 
 def resolve_ca_cert(value: str | None, environ: Mapping[str, str] | None = None) -> Path | None:
@@ -153,3 +158,14 @@ def check_ca_file(path: Path) -> Path:
             f"CA bundle {path} holds no PEM certificate; pass a PEM bundle or --ca-cert none"
         )
     return path.resolve()
+
+
+def check_timeout(value: object, flag: str) -> float:
+    """A time limit in seconds: a positive number."""
+    try:
+        seconds = float(str(value))
+    except ValueError:
+        seconds = -1.0
+    if not seconds > 0 or seconds == float("inf"):
+        raise AgentImageError(f"{flag} {value!r} is not a number of seconds; pass e.g. {flag} 600")
+    return seconds

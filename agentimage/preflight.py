@@ -11,8 +11,11 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import docker.errors
+
+import docker
+from agentimage import config
 from agentimage.errors import AgentImageError, ExitCode
-from agentimage.registry import Registry
 
 TIMEOUT = 20
 CLI_PACKAGE = "@anthropic-ai/claude-code"
@@ -177,10 +180,31 @@ def cli_version(version: str) -> None:
         )
 
 
-def registry(host: str, *, need_push: bool = True) -> Registry:
-    client = Registry(host)
-    client.ping(need_push=need_push)
-    return client
+def base_image(variant: str, node_version: str) -> None:
+    """The base image is in the local store, or the engine can resolve it (through its
+    registry mirrors, as the build will): a wrong --node-version fails here, not in a build."""
+    ref = config.base_image(variant, node_version)
+    client = docker.from_env(timeout=TIMEOUT)
+    try:
+        try:
+            client.images.get(ref)
+            return
+        except docker.errors.ImageNotFound:
+            pass
+        client.api.inspect_distribution(ref)
+    except docker.errors.DockerException as exc:
+        reason = str(getattr(exc, "explanation", "") or exc).strip()
+        fix = (
+            "use --variant slim (or configure a registry mirror that holds node:*-alpine)"
+            if variant == "alpine"
+            else "check --node-version (a published node tag) and the registry mirror in "
+            "/etc/docker/daemon.json"
+        )
+        raise AgentImageError(
+            f"base image {ref} cannot be pulled ({reason}); {fix}", ExitCode.REGISTRY
+        ) from exc
+    finally:
+        client.close()
 
 
 def build_environment(

@@ -110,15 +110,19 @@ def _pre_parts(version: Version) -> tuple[str, int] | None:
     return None
 
 
-def next_version(current: Version, bump: str, pre: str | None = None) -> Version:
+def next_version(
+    current: Version, bump: str, pre: str | None = None, default_pre: str = "rc"
+) -> Version:
     """The next version; never lower than or equal to `current`.
 
     - patch/minor/major without --pre: a stable bump, or the promotion of a prerelease
       (1.3.0-rc.2 --bump minor -> 1.3.0);
     - patch/minor/major with --pre ID: the first prerelease of that bump (1.2.3 -> 1.3.0-rc.1),
       or the next one when current already is a prerelease of that release (1.3.0-rc.1 -> rc.2);
-    - prerelease: the next number of the current prerelease, or the first prerelease of the
-      next patch for a stable version (3.4.5 -> 3.4.6-rc.1, guarding semver's 3.4.5-rc.1).
+    - prerelease: the next number of the current prerelease, keeping its identifier unless
+      --pre names another (1.0.0-beta.2 -> 1.0.0-beta.3), or the first prerelease of the next
+      patch for a stable version, with `default_pre` (3.4.5 -> 3.4.6-rc.1, guarding semver's
+      3.4.5-rc.1).
     """
     check_bump(bump)
     if bump == "auto":
@@ -129,9 +133,10 @@ def next_version(current: Version, bump: str, pre: str | None = None) -> Version
         parts = _pre_parts(current)
         if parts is None:
             base = current.finalize_version() if current.prerelease else current.bump_patch()
-            if current.prerelease and Version.parse(f"{base}-{pre or 'rc'}.1") <= current:
+            ident = pre or default_pre
+            if current.prerelease and Version.parse(f"{base}-{ident}.1") <= current:
                 base = base.bump_patch()
-            result = Version.parse(f"{base}-{pre or 'rc'}.1")
+            result = Version.parse(f"{base}-{ident}.1")
         else:
             ident, number = parts
             base = current.finalize_version()

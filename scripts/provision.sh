@@ -17,14 +17,17 @@ source "$here/lib.sh"
 : "${BASE_PLATFORMS:=linux/amd64 linux/arm64}"
 
 # Host tools the unit tests call: jq (the entrypoint's credentials check runs on the host
-# in unit tests), setpriv (util-linux) to run them as an unprivileged uid, git.
+# in unit tests), setpriv (util-linux) to run them as an unprivileged uid, git, and gpg
+# with gpgconf (gnupg) for the signed release tag.
 ensure_host_tools() {
 	local missing=() tool
-	for tool in jq setpriv git curl; do
+	for tool in jq setpriv git curl gpg gpgconf; do
 		command -v "$tool" >/dev/null || missing+=("$tool")
 	done
 	((${#missing[@]} == 0)) && return 0
 	missing=("${missing[@]/setpriv/util-linux}")
+	missing=("${missing[@]/gpgconf/gnupg}")
+	missing=("${missing[@]/gpg/gnupg}")
 	apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 	log "installed ${missing[*]}"

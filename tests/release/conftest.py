@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -111,6 +112,39 @@ def registry_tags(registry: str, repo: str) -> dict[str, str]:
         with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
             digests[tag] = response.headers["Docker-Content-Digest"]
     return digests
+
+
+def remote_labels(ref: str) -> dict[str, str]:
+    """The labels of the image a registry tag names, read from the registry."""
+    result = subprocess.run(
+        ["docker", "buildx", "imagetools", "inspect", "--format", "{{json .}}", ref],
+        text=True,
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, f"cannot inspect {ref}: {result.stderr}"
+    image = json.loads(result.stdout)["image"]
+    return dict(image["config"]["Labels"])
+
+
+_DIGEST = re.compile(r"'?(\S+?)@(<digest-of-sha-[0-9a-f]{7}>|sha256:[0-9a-f]{64})'?")
+
+
+def planned_commands(dry_run_stdout: str) -> list[str]:
+    """The commands a dry run lists under its steps, digests written as @DIGEST."""
+    lines = [line.strip() for line in dry_run_stdout.splitlines()]
+    return [_DIGEST.sub(r"\1@DIGEST", line[2:]) for line in lines if line.startswith("$ ")]
+
+
+def commands_run(release_stderr: str) -> list[str]:
+    """The commands a release logged as it ran them (`release: $ ...`), digests as @DIGEST."""
+    marker = "release: $ "
+    return [
+        _DIGEST.sub(r"\1@DIGEST", line[len(marker) :])
+        for line in release_stderr.splitlines()
+        if line.startswith(marker)
+    ]
 
 
 @dataclass
@@ -235,13 +269,16 @@ def configure_identity(repo: ReleaseRepo, name: str) -> None:
 
 
 def remove_local_images(registry: str, image: str) -> None:
-    """Drop the local tags a test created (the layers stay: the build cache is shared)."""
-    refs = subprocess.run(
-        ["docker", "image", "ls", "--format", "{{.Repository}}:{{.Tag}}", f"{registry}/{image}"],
-        text=True,
-        capture_output=True,
-        check=False,
-    ).stdout.split()
+    """Drop the local tags a test created, pushed ones and --no-push ones (the layers stay:
+    the build cache is shared)."""
+    refs = []
+    for repository in (f"{registry}/{image}", image):
+        refs += subprocess.run(
+            ["docker", "image", "ls", "--format", "{{.Repository}}:{{.Tag}}", repository],
+            text=True,
+            capture_output=True,
+            check=False,
+        ).stdout.split()
     if refs:
         subprocess.run(["docker", "image", "rm", *refs], capture_output=True, check=False)
 
@@ -310,6 +347,13 @@ class LocalRegistry:
                 time.sleep(0.1)
         raise AssertionError(f"registry {self.address} did not start: {self.log()}")
 
+    def tags(self, repo: str) -> dict[str, str]:
+        """tag -> digest, read from the registry's storage (no credentials needed)."""
+        root = self.storage / "data/docker/registry/v2/repositories" / repo / "_manifests/tags"
+        if not root.is_dir():
+            return {}
+        return {p.name: (p / "current/link").read_text().strip() for p in root.iterdir()}
+
     def repositories(self) -> list[str]:
         """Image repositories in the registry's storage (read from disk: no credentials)."""
         root = self.storage / "data" / "docker" / "registry" / "v2" / "repositories"
@@ -323,6 +367,17 @@ class LocalRegistry:
     def log(self) -> str:
         path = self.storage / "registry.log"
         return path.read_text(errors="replace")[-2000:] if path.exists() else ""
+
+
+def htpasswd_registry(
+    private_registry: Callable[..., LocalRegistry], tmp_path: Path, password: str
+) -> LocalRegistry:
+    """A registry of the test's own that lets in user `releaser` with `password` only."""
+    htpasswd = tmp_path / "htpasswd"
+    htpasswd.write_text(f"releaser:{bcrypt_hash(password)}\n")
+    return private_registry(
+        "auth", f"auth:\n  htpasswd:\n    realm: agentgate-test\n    path: {htpasswd}\n"
+    )
 
 
 @pytest.fixture

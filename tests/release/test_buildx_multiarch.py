@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from agentimage.registry import Registry
+from agentimage.imagetools import Registry
+from agentimage.runner import HostRunner
 
 ROOT = Path(__file__).resolve().parents[2]
 PLATFORMS = ("linux/amd64", "linux/arm64")
@@ -49,8 +50,9 @@ def pushed(registry: str) -> str:
 
 
 def test_pushed_tag_is_a_manifest_list_of_both_platforms(registry: str, pushed: str) -> None:
-    platforms = Registry(registry).platforms(REPO, TAG)
-    assert sorted(platforms) == sorted(PLATFORMS), f"{pushed} holds {platforms}"
+    found = Registry(HostRunner()).inspect(pushed)
+    assert found is not None, f"{pushed} is not in the registry"
+    assert sorted(found.platforms) == sorted(PLATFORMS), f"{pushed} holds {found.platforms}"
 
 
 @pytest.mark.parametrize("platform", PLATFORMS)

@@ -12,7 +12,13 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from conftest import LocalRegistry, ReleaseRepo, bcrypt_hash, make_release_repo, remove_local_images
+from conftest import (
+    LocalRegistry,
+    ReleaseRepo,
+    htpasswd_registry,
+    make_release_repo,
+    remove_local_images,
+)
 
 
 def error_line(result: subprocess.CompletedProcess[str]) -> str:
@@ -57,11 +63,7 @@ def _basic(user: str, password: str) -> str:
 def test_push_refused_by_an_authenticating_registry(
     tmp_path: Path, private_registry: Callable[..., LocalRegistry], npm_registry: str
 ) -> None:
-    htpasswd = tmp_path / "htpasswd"
-    htpasswd.write_text(f"releaser:{bcrypt_hash('right-password')}\n")
-    registry = private_registry(
-        "auth", f"auth:\n  htpasswd:\n    realm: agentgate-test\n    path: {htpasswd}\n"
-    )
+    registry = htpasswd_registry(private_registry, tmp_path, "right-password")
     repo = make_release_repo(tmp_path / "repo", registry.address, npm_registry)
     before = repo.state(with_registry=False)
 
@@ -77,8 +79,9 @@ def test_push_refused_by_an_authenticating_registry(
     refused = repo.invoke("release", "--bump", "patch", DOCKER_CONFIG=wrong)
     assert refused.returncode == 6
     line = one_line_error(refused)
-    assert f"registry {registry.address} refused to list tags of {repo.image} (HTTP 401)" in line
-    assert f"run docker login {registry.address}" in line
+    assert f"registry {registry.address} refused the credentials Docker has for it" in line
+    assert "401 Unauthorized" in line
+    assert f"run docker login {registry.address} again" in line
 
     # the same command with the right password gets past every guard: credentials were the cause
     right = _docker_config(
@@ -165,11 +168,12 @@ def test_buildx_missing(release_repo: ReleaseRepo, tmp_path: Path) -> None:
 
 
 def test_node_version_that_does_not_exist(release_repo: ReleaseRepo) -> None:
-    """node:19-bookworm-slim is no published base here: the build stops at FROM, in seconds."""
+    """node:19-bookworm-slim is no published base here: refused before any build, asking the
+    engine (and so its registry mirror) for the base image's manifest."""
     before = release_repo.state()
     result = release_repo.invoke("release", "--bump", "patch", "--node-version", "19")
-    assert result.returncode == 7
-    line = error_line(result)
-    assert "docker buildx build failed" in line
-    assert "base image node:19-bookworm-slim cannot be pulled; check --node-version" in line
+    assert result.returncode == 6
+    line = one_line_error(result)
+    assert "base image node:19-bookworm-slim cannot be pulled" in line
+    assert "check --node-version (a published node tag) and the registry mirror" in line
     assert release_repo.state() == before

@@ -9,7 +9,8 @@ from __future__ import annotations
 import pytest
 from conftest import ReleaseRepo, registry_tags
 
-from agentimage.registry import Registry
+from agentimage.imagetools import Registry
+from agentimage.runner import HostRunner
 
 PLATFORMS = ("linux/amd64", "linux/arm64")
 
@@ -23,6 +24,7 @@ def test_release_publishes_a_manifest_list_of_both_platforms(release_repo: Relea
     tags = registry_tags(release_repo.registry, release_repo.repo)
     assert {"v0.1.1", "0.1", "0", "latest"} <= set(tags)
     assert tags["latest"] == tags["v0.1.1"]
-    platforms = Registry(release_repo.registry).platforms(release_repo.repo, "v0.1.1")
-    assert sorted(platforms) == sorted(PLATFORMS)
+    released = Registry(HostRunner()).inspect(f"{release_repo.registry}/{release_repo.repo}:v0.1.1")
+    assert released is not None
+    assert sorted(released.platforms) == sorted(PLATFORMS)
     assert release_repo.git("log", "-1", "--format=%s") == "release: v0.1.1"

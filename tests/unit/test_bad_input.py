@@ -419,3 +419,60 @@ def test_cli_version_check_without_npm(monkeypatch, capsys) -> None:
     assert preflight.cli_version_published("2.1.197") is None
     preflight.cli_version("2.1.197")
     assert "warning:" in capsys.readouterr().err
+
+
+def test_dry_run_prints_the_whole_plan_then_every_failed_precondition(cli: CliRepo) -> None:
+    """A dirty tree, an unreachable registry and no Docker engine: the plan is printed all
+    the same, then one `error:` line each, with its fix; the exit code is the first one's."""
+    (cli.path / "NOTES.md").write_text("edited, not committed\n")
+    before = cli.state()
+    registry = f"127.0.0.1:{_closed_port()}"
+    result = cli.invoke("release", "--bump", "patch", "--dry-run", "--registry", registry)
+    assert result.returncode == 3
+    assert "Traceback" not in result.stderr
+    for step in ("docker buildx build", "docker push", "git push --atomic", ":latest"):
+        assert step in result.stdout, step
+    errors = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(errors) == 3, result.stderr
+    assert all(line.startswith("error: ") for line in errors)
+    assert "working tree is not clean (NOTES.md); commit, stash or remove" in errors[0]
+    assert f"registry {registry} is unreachable" in errors[1]
+    assert "start it or pass another --registry" in errors[1]
+    assert "Docker engine not reachable" in errors[2]
+    assert cli.state() == before
+
+
+@pytest.mark.parametrize(
+    ("command", "named"),
+    [
+        ("no-such-test-runner --image", "needs 'no-such-test-runner', which is not on PATH"),
+        ("python3 -m no_such_test_runner tests", "runs no_such_test_runner, which python3 cannot"),
+    ],
+    ids=["program", "python-module"],
+)
+def test_a_missing_test_runner_is_named_before_any_build(
+    cli: CliRepo, command: str, named: str
+) -> None:
+    before = cli.state()
+    result = cli.invoke(*RELEASE, INVOKE_RELEASE_TEST_COMMAND=command)
+    assert result.returncode == 5
+    line = one_line_error(result)
+    assert named in line
+    assert "pass --test-command" in line
+    assert cli.state() == before
+
+
+def test_the_readme_install_runs_the_default_test_command() -> None:
+    """The default test command is `nox -s image`, and nox comes with `pip install -e .`."""
+    import tomllib
+
+    import yaml
+
+    defaults = yaml.safe_load((ROOT / "invoke.yaml").read_text())
+    assert defaults["release"]["test_command"] == "nox -s image"
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert any(dep.startswith("nox") for dep in project["dependencies"])
+    assert "pip install -e . && invoke build" in (ROOT / "README.md").read_text()
+    from agentimage.release import check_test_runner
+
+    check_test_runner(defaults["release"]["test_command"])  # nox is on this PATH

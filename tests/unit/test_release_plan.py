@@ -1,7 +1,6 @@
-"""The release plan and its guards, against a temp git repo and an in-memory registry.
-
-No Docker: planning only reads git, the remote and the registry; the git step is exercised
-with the build/test/publish steps marked as already done.
+"""The release plan, its guards and its steps, against a temp git repo and an in-memory
+registry (release_helpers.FakeRegistry). No Docker: build, test and push are marked done
+by putting the commit's image in the fake registry.
 """
 
 from __future__ import annotations
@@ -11,51 +10,20 @@ from pathlib import Path
 
 import pytest
 from git_helpers import GitRun, commit, make_repo
+from release_helpers import (
+    REPOSITORY,
+    FakeRegistry,
+    commands,
+    image,
+    plan,
+    pushed,
+    run,
+    settings,
+)
 
 from agentimage import release
 from agentimage.errors import AgentImageError, ExitCode
-from agentimage.imagebuild import BuildOptions
-
-
-class FakeRegistry:
-    """Tags -> digest, in memory; the calls the planner makes."""
-
-    def __init__(self, tags: dict[str, str] | None = None) -> None:
-        self.tags = dict(tags or {})
-        self.retagged: list[str] = []
-
-    def __call__(self, host: str) -> FakeRegistry:
-        return self
-
-    def ping(self, *, need_push: bool = False) -> None:
-        return None
-
-    def list_tags(self, repo: str) -> list[str]:
-        return list(self.tags)
-
-    def digest(self, repo: str, ref: str) -> str | None:
-        return self.tags.get(ref)
-
-    def retag(self, repo: str, source: str, tag: str) -> str:
-        self.tags[tag] = self.tags[source]
-        self.retagged.append(tag)
-        return self.tags[tag]
-
-
-def settings(**changes: object) -> release.ReleaseSettings:
-    values: dict[str, object] = {
-        "bump": "patch",
-        "pre": None,
-        "push": True,
-        "image_name": "agentgate/agent",
-        "registry": "127.0.0.1:5999",
-        "branch": "main",
-        "remote": "origin",
-        "test_command": "true",
-        "build": BuildOptions("slim", "20", "2.1.197"),
-    }
-    values.update(changes)
-    return release.ReleaseSettings(**values)  # type: ignore[arg-type]
+from agentimage.runner import HostRunner
 
 
 @pytest.fixture
@@ -63,8 +31,8 @@ def repo(tmp_path: Path) -> tuple[Path, GitRun]:
     return make_repo(tmp_path)
 
 
-def plan(work: Path, fake: FakeRegistry | None = None, **changes: object) -> release.ReleasePlan:
-    return release.plan_release(work, settings(**changes), registry_factory=fake or FakeRegistry())
+def index_of(lines: list[str], text: str) -> int:
+    return next(i for i, line in enumerate(lines) if text in line)
 
 
 def test_first_release_plan(repo) -> None:
@@ -72,40 +40,58 @@ def test_first_release_plan(repo) -> None:
     result = plan(work)
     sha = git("rev-parse", "HEAD")
     assert str(result.version) == "0.1.1"
-    assert result.git_tag == "v0.1.1"
     assert result.tags.immutable == ("v0.1.1", f"sha-{sha[:7]}")
     assert result.tags.floating == ("0.1", "0", "latest")
-    assert result.repository == "127.0.0.1:5999/agentgate/agent"
-    assert result.test_ref == f"127.0.0.1:5999/agentgate/agent:sha-{sha[:7]}"
-    text = "\n".join(result.describe())
-    for expected in (
-        "v0.1.1",
-        "docker buildx build",
-        "--load",
-        "git push --atomic origin",
-        "refs/tags/v0.1.1",
-        "latest",
-        "IMAGE_VERSION=0.1.1",
-    ):
+    assert result.test_ref == f"{REPOSITORY}:sha-{sha[:7]}"
+    ran = commands(work, result)
+    text = "\n".join(ran)
+    for expected in ("--load", "IMAGE_VERSION=0.1.1", "git add -- VERSION", "refs/tags/v0.1.1"):
         assert expected in text
+    # the order that keeps a release from existing in one place only
+    order = [
+        "docker buildx build",
+        f"AGENT_IMAGE={REPOSITORY}:sha-{sha[:7]} sh -c true",
+        "docker push",
+        "echo 0.1.1 > VERSION",
+        "git commit -q -m 'release: v0.1.1' -- VERSION",
+        "git tag -a v0.1.1",
+        "git push --atomic origin refs/heads/main refs/tags/v0.1.1",
+        f"imagetools create --tag {REPOSITORY}:v0.1.1 '{REPOSITORY}@<digest-of-sha-{sha[:7]}>'",
+        f"imagetools inspect --format '{{{{json .}}}}' {REPOSITORY}:latest",
+        f"imagetools create --tag {REPOSITORY}:latest",
+    ]
+    positions = [index_of(ran, text) for text in order]
+    assert positions == sorted(positions), ran
+
+
+def test_dry_run_records_exactly_the_commands_a_real_run_runs(repo, capsys) -> None:
+    """describe() is the steps run with a RecordingRunner; a real run logs each command it
+    runs as `release: $ ...`: the two lists are the same."""
+    work, git = repo
+    fake = pushed(work, git)  # the registry side is the fake's, so compare git and VERSION
+    result = plan(work, fake)
+    planned = [c for c in commands(work, result) if "imagetools" not in c]
+    run(work, result, fake)
+    logged = [
+        line.removeprefix("release: $ ")
+        for line in capsys.readouterr().err.splitlines()
+        if line.startswith("release: $ ")
+    ]
+    assert logged == planned
+    assert logged[0] == "echo 0.1.1 > VERSION  # temp file + rename"
+    assert git("log", "-1", "--format=%s") == "release: v0.1.1"
 
 
 def test_multi_platform_release_pushes_the_sha_tag_with_buildx(repo) -> None:
     work, git = repo
-    result = plan(work, platforms=("linux/amd64", "linux/arm64"))
+    result = plan(work)
     sha = git("rev-parse", "HEAD")
-    publish = next(step for step in result.steps if step.name == "publish immutable tags")
-    push = next(command for command in publish.commands if "--push" in command)
-    assert "--platform linux/amd64,linux/arm64" in push
-    assert f"--tag 127.0.0.1:5999/agentgate/agent:sha-{sha[:7]}" in push
-    assert not any(command.startswith("docker push") for command in publish.commands)
-
-
-def test_host_platform_release_pushes_the_tested_image(repo) -> None:
-    work, _ = repo
-    publish = next(step for step in plan(work).steps if step.name == "publish immutable tags")
-    assert any(command.startswith("docker push") for command in publish.commands)
-    assert not any("--platform" in command for command in publish.commands)
+    described = release.describe(result, settings(platforms=("linux/amd64", "linux/arm64")), work)
+    push = [line for line in described if "--push" in line]
+    assert len(push) == 1
+    assert "--platform linux/amd64,linux/arm64" in push[0]
+    assert f"--tag {REPOSITORY}:sha-{sha[:7]}" in push[0]
+    assert not any("docker push" in line for line in described)
 
 
 def test_prerelease_plan_has_no_floating_tags(repo) -> None:
@@ -113,51 +99,44 @@ def test_prerelease_plan_has_no_floating_tags(repo) -> None:
     result = plan(work, bump="minor", pre="rc")
     assert str(result.version) == "0.2.0-rc.1"
     assert result.tags.floating == ()
+    assert not any(":latest" in c for c in commands(work, result))
 
 
-def test_latest_held_back_when_registry_has_newer(repo) -> None:
+def test_prerelease_keeps_the_current_identifier(repo) -> None:
+    work, git = repo
+    (work / "VERSION").write_text("1.0.0-beta.2\n")
+    git("commit", "-qam", "chore: beta")
+    git("tag", "-a", "v1.0.0-beta.2", "-m", "r")
+    assert str(plan(work, bump="prerelease", default_pre="rc").version) == "1.0.0-beta.3"
+    assert str(plan(work, bump="prerelease", pre="rc").version) == "1.0.0-rc.1"
+
+
+def test_latest_held_back_by_what_the_registry_tag_names(repo) -> None:
     work, git = repo
     git("tag", "-a", "v0.1.0", "-m", "r")
-    result = plan(work, FakeRegistry({"v2.0.0": "sha256:b", "latest": "sha256:b"}))
-    assert "latest" not in result.tags.floating
-    assert "latest" in result.tags.held_back
+    fake = FakeRegistry({"latest": image("sha256:b", "2.0.0"), "0": image("sha256:c", "0.0.9")})
+    result = plan(work, fake)
+    assert result.tags.floating == ("0.1", "0")
+    assert result.tags.held_back == ("latest",)
 
 
-def test_dirty_tree_is_refused(repo) -> None:
-    work, _ = repo
-    (work / "VERSION").write_text("0.1.0\n\n")
-    with pytest.raises(AgentImageError, match="not clean") as err:
-        plan(work)
-    assert err.value.code == ExitCode.GIT_STATE
-
-
-def test_untracked_file_is_refused(repo) -> None:
-    work, _ = repo
-    (work / "notes.txt").write_text("x")
-    with pytest.raises(AgentImageError, match=r"not clean \(notes.txt\)"):
-        plan(work)
-
-
-def test_wrong_branch_is_refused(repo) -> None:
+@pytest.mark.parametrize(
+    ("setup", "message", "code"),
+    [
+        (lambda w, g: (w / "VERSION").write_text("0.1.0\n\n"), "not clean", 3),
+        (lambda w, g: (w / "notes.txt").write_text("x"), r"not clean \(notes.txt\)", 3),
+        (lambda w, g: g("checkout", "-q", "-b", "feature"), "not the release branch 'main'", 3),
+        (lambda w, g: g("checkout", "-q", "--detach"), "detached", 3),
+        (lambda w, g: g("tag", "-a", "v0.3.0", "-m", "r"), r"says 0\.1\.0 .* tag is v0\.3\.0", 3),
+    ],
+    ids=["dirty", "untracked", "branch", "detached", "version-mismatch"],
+)
+def test_repository_state_is_refused(repo, setup, message: str, code: int) -> None:
     work, git = repo
-    git("checkout", "-q", "-b", "feature")
-    with pytest.raises(AgentImageError, match="not the release branch 'main'"):
+    setup(work, git)
+    with pytest.raises(AgentImageError, match=message) as err:
         plan(work)
-
-
-def test_detached_head_is_refused(repo) -> None:
-    work, git = repo
-    git("checkout", "-q", "--detach")
-    with pytest.raises(AgentImageError, match="detached"):
-        plan(work)
-
-
-def test_version_tag_mismatch_names_both(repo) -> None:
-    work, git = repo
-    git("tag", "-a", "v0.3.0", "-m", "r")
-    with pytest.raises(AgentImageError, match=r"says 0\.1\.0 .* tag is v0\.3\.0") as err:
-        plan(work)
-    assert err.value.code == ExitCode.GIT_STATE
+    assert err.value.code == code
 
 
 def test_existing_local_tag_is_refused(repo) -> None:
@@ -170,7 +149,7 @@ def test_existing_local_tag_is_refused(repo) -> None:
         plan(work)
 
 
-def test_existing_remote_tag_is_refused(repo, tmp_path: Path) -> None:
+def test_existing_remote_tag_is_refused(repo) -> None:
     work, git = repo
     git("tag", "-a", "v0.1.1", "-m", "r")
     git("push", "-q", "origin", "v0.1.1")
@@ -194,12 +173,31 @@ def test_remote_ahead_is_refused(repo, tmp_path: Path) -> None:
         plan(work)
 
 
+def test_a_dry_run_collects_every_failed_precondition_after_the_plan(repo) -> None:
+    work, git = repo
+    git("tag", "-a", "v0.1.1", "-m", "r")
+    git("push", "-q", "origin", "v0.1.1")
+    git("tag", "-d", "v0.1.1")
+    (work / "notes.txt").write_text("x")
+    fake = FakeRegistry({"v0.1.1": image("sha256:other", "0.1.1")})
+    result = plan(work, fake, collect=True)
+    messages = [p.message for p in result.problems]
+    assert len(messages) == 3, messages
+    assert "working tree is not clean (notes.txt)" in messages[0]
+    assert "git tag v0.1.1 already exists on origin" in messages[1]
+    assert "already exists in the registry with another image" in messages[2]
+    assert [p.code for p in result.problems] == [3, 3, 6]
+    assert any("git push --atomic" in c for c in commands(work, result))  # the plan is whole
+
+
 def test_no_push_skips_remote_and_registry(repo) -> None:
     work, git = repo
     git("remote", "remove", "origin")
     result = plan(work, push=False, registry="")
     assert result.repository == "agentgate/agent"
-    assert not any("git push" in c for s in result.steps for c in s.commands)
+    ran = commands(work, result)
+    assert not any("git push" in c or "imagetools" in c for c in ran)
+    assert "docker tag agentgate/agent:sha-" in "\n".join(ran)
 
 
 def test_push_without_registry_is_refused(repo) -> None:
@@ -212,7 +210,6 @@ def test_auto_with_nothing_releasable(repo) -> None:
     work, git = repo
     git("tag", "-a", "v0.1.0", "-m", "r")
     commit(work, git, "docs: readme")
-    commit(work, git, "chore: tidy")
     with pytest.raises(AgentImageError, match=r"nothing releasable since v0\.1\.0") as err:
         plan(work, bump="auto")
     assert err.value.code == ExitCode.NOTHING_TO_RELEASE
@@ -230,65 +227,82 @@ def test_auto_picks_the_largest_bump(repo) -> None:
 def test_registry_tag_with_other_content_is_refused(repo) -> None:
     work, _ = repo
     with pytest.raises(AgentImageError, match="already exists in the registry") as err:
-        plan(work, FakeRegistry({"v0.1.1": "sha256:other"}))
+        plan(work, FakeRegistry({"v0.1.1": image("sha256:other")}))
     assert err.value.code == ExitCode.REGISTRY
 
 
-def test_rerun_reuses_images_already_pushed_for_this_commit(repo) -> None:
+def test_rerun_reuses_the_image_already_pushed_for_this_commit(repo) -> None:
     work, git = repo
-    sha = git("rev-parse", "HEAD")
-    result = plan(work, FakeRegistry({"v0.1.1": "sha256:a", f"sha-{sha[:7]}": "sha256:a"}))
-    assert result.published
-    skipped = [s.name for s in result.steps if s.skip]
-    assert skipped[:3] == ["build", "test", "publish immutable tags"]
+    result = plan(work, pushed(work, git))
+    assert result.pushed_digest == "sha256:a"
+    described = release.describe(result, settings(), work)
+    skipped = [line for line in described if "[skip: already" in line]
+    assert [line.split(".")[1].split("[")[0].strip() for line in skipped] == [
+        "build",
+        "test",
+        "push image",
+    ]
 
 
-def test_git_step_commits_tags_pushes_then_resume_finishes_floating(repo) -> None:
+def test_release_then_a_rerun_after_git_finishes_the_same_version(repo) -> None:
     work, git = repo
-    before = git("rev-parse", "HEAD")
-    registry = FakeRegistry({"v0.1.1": "sha256:a", f"sha-{before[:7]}": "sha256:a"})
-    result = plan(work, registry)
-    release.step_git(result, release.gitinfo.open_repo(work), work, dry_run=False)
+    fake = pushed(work, git)
+    source = git("rev-parse", "HEAD")
+    first = plan(work, fake)
+    steps = {step.name: step for step in release.steps_for(first)}
+    ctx = release.Context(first, settings(), work, HostRunner(), fake, digest="sha256:a")  # type: ignore[arg-type]
+    steps["record in git"].run(ctx)  # then the registry went away: nothing tagged yet
     assert git("log", "-1", "--format=%s") == "release: v0.1.1"
     assert git("cat-file", "-t", "v0.1.1") == "tag"  # annotated
-    assert (work / "VERSION").read_text() == "0.1.1\n"
     assert "v0.1.1" in git("ls-remote", "--tags", "origin")
-    # floating tags not yet moved (say the registry went away): a re-run resumes
-    again = plan(work, registry)
-    assert again.resume
-    assert again.version == result.version
-    assert again.tags.immutable == ("v0.1.1", f"sha-{before[:7]}")
-    release.step_floating(again, registry, dry_run=False)  # type: ignore[arg-type]
-    assert registry.retagged == ["0.1", "0", "latest"]
-    # now complete: the next run is a new release, not a resume
-    assert not plan(work, registry).resume
-    assert str(plan(work, registry).version) == "0.1.2"
+    assert fake.copied == []
+
+    again = plan(work, fake)
+    assert (again.mode, str(again.version), again.source_sha) == ("resume", "0.1.1", source)
+    assert again.remote_has_release
+    run(work, again, fake)
+    assert fake.copied == ["v0.1.1", "0.1", "0", "latest"]
+    assert len({fake.tags[t].digest for t in fake.copied}) == 1
+    # complete now: the next run is a new release
+    assert plan(work, fake).mode == "new"
+    assert str(plan(work, fake).version) == "0.1.2"
 
 
 def test_git_push_failure_rolls_back_exactly(repo) -> None:
     work, git = repo
     before = git("rev-parse", "HEAD")
-    registry = FakeRegistry({"v0.1.1": "sha256:a", f"sha-{before[:7]}": "sha256:a"})
-    result = plan(work, registry)
+    fake = pushed(work, git)
+    result = plan(work, fake)
     git("remote", "set-url", "origin", str(work.parent / "gone.git"))
     with pytest.raises(AgentImageError, match="restored") as err:
-        release.step_git(result, release.gitinfo.open_repo(work), work, dry_run=False)
+        run(work, result, fake)
     assert err.value.code == ExitCode.PUBLISH_FAILED
     assert git("rev-parse", "HEAD") == before
     assert git("tag", "--list") == ""
     assert (work / "VERSION").read_text() == "0.1.0\n"
     assert git("status", "--porcelain") == ""
+    assert fake.copied == []  # nothing named v0.1.1 anywhere
 
 
-def test_dry_run_steps_change_nothing(repo) -> None:
+def test_describe_changes_nothing(repo) -> None:
     work, git = repo
     before = (git("rev-parse", "HEAD"), (work / "VERSION").read_text(), git("tag", "--list"))
-    registry = FakeRegistry()
-    result = plan(work, registry)
-    release.execute(result, settings(), work, dry_run=True, registry_factory=registry)
+    fake = FakeRegistry()
+    release.describe(plan(work, fake), settings(), work)
     assert (
         git("rev-parse", "HEAD"),
         (work / "VERSION").read_text(),
         git("tag", "--list"),
     ) == before
-    assert registry.tags == {}
+    assert fake.tags == {}
+    assert git("status", "--porcelain") == ""
+
+
+def test_a_sha_tag_naming_no_image_of_this_commit_is_pushed_again(repo) -> None:
+    """docker pushes an index's children to the tag too: after an interrupted push, sha-<7>
+    may name an attestation manifest (no labels). It is not released; it is pushed again."""
+    work, git = repo
+    sha = git("rev-parse", "HEAD")
+    result = plan(work, FakeRegistry({f"sha-{sha[:7]}": image("sha256:attestation")}))
+    assert result.pushed_digest == ""
+    assert any(c.startswith("docker push") for c in commands(work, result))

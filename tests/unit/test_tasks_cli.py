@@ -119,3 +119,22 @@ def test_bad_input_is_one_line_and_a_distinct_exit(
     assert lines[0].startswith("error: ")
     assert message in lines[0]
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("task", "shown"),
+    [
+        (
+            "release",
+            ["Required: --bump, or --publish-only vX.Y.Z", "Examples:",
+             "invoke release --bump patch --registry", "default main", "default 1800",
+             "default 'nox -s image'"],
+        ),
+        ("build", ["No flag is required", "Examples:", "invoke build --variant slim",
+                   "default 2.1.197", "default alpine"]),
+    ],
+)  # fmt: skip
+def test_help_shows_required_flags_defaults_and_an_example(task: str, shown: list[str]) -> None:
+    out = " ".join(invoke("--help", task, env={"COLUMNS": "200"}).stdout.split())
+    for text in shown:
+        assert text in out, text

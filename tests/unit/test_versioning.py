@@ -69,6 +69,21 @@ def test_next_version(current: str, bump: str, pre: str | None, expected: str) -
     assert result > V(current)
 
 
+@pytest.mark.parametrize(
+    ("current", "pre", "expected"),
+    [
+        ("1.0.0-beta.2", None, "1.0.0-beta.3"),  # the configured default does not replace beta
+        ("1.0.0-beta.2", "rc", "1.0.0-rc.1"),  # --pre names another: switch to it
+        ("1.0.0", None, "1.0.1-alpha.1"),  # a stable version gets the configured default
+        ("1.0.0", "rc", "1.0.1-rc.1"),
+    ],
+)
+def test_prerelease_keeps_the_current_identifier_unless_pre_names_another(
+    current: str, pre: str | None, expected: str
+) -> None:
+    assert str(next_version(V(current), "prerelease", pre, default_pre="alpha")) == expected
+
+
 def test_semver_library_pitfall_is_guarded() -> None:
     # the library's own answer sorts *below* 3.4.5; ours must not
     assert semver.Version.parse("3.4.5").bump_prerelease("rc") < V("3.4.5")

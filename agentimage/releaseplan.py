@@ -1,0 +1,325 @@
+"""The release plan as data: what `invoke release` will do, decided from git, the remote and
+the registry, changing nothing. Every guard either raises (a real run stops at the first)
+or is collected (a dry run shows them all after the plan).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TypeVar
+
+import git
+
+from agentimage import gitinfo, imagebuild, versioning
+from agentimage.config import image_repository
+from agentimage.errors import AgentImageError, ExitCode
+from agentimage.imagetools import Registry, RemoteImage
+from agentimage.labels import DESCRIPTION
+from agentimage.releaseguards import (
+    VERSION_FILE,
+    check_clean_branch,
+    check_remote,
+    check_tag_agrees,
+    release_commit,
+    resolve_bump,
+    tag_signing,
+)
+from agentimage.tags import ReleaseTags, release_tags, sha_tag, version_tag
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class ReleaseSettings:
+    bump: str
+    pre: str | None  # --pre as given; None keeps the current prerelease identifier
+    push: bool
+    image_name: str
+    registry: str
+    branch: str
+    remote: str
+    test_command: str
+    build: imagebuild.BuildOptions
+    source_url: str = ""
+    # Empty: publish the tested host-platform image with docker push. Otherwise the sha tag
+    # is pushed as a manifest list of these platforms, built by buildx from the same inputs.
+    platforms: tuple[str, ...] = ()
+    title: str = "agentgate/agent"
+    description: str = DESCRIPTION
+    licenses: str = "Apache-2.0"
+    default_pre: str = "rc"  # identifier for a first prerelease when --pre is not given
+    test_timeout: float = 1800.0
+    push_timeout: float = 600.0
+    publish_only: str = ""  # vX.Y.Z: publish this --no-push release instead of making one
+
+
+@dataclass(frozen=True)
+class ReleasePlan:
+    current: versioning.Version
+    version: versioning.Version
+    bump: str
+    branch: str
+    remote: str
+    head_sha: str  # HEAD when planned: where a rollback returns
+    source_sha: str  # the commit the image is built from
+    created: str
+    repository: str  # registry-qualified image repository (bare for --no-push)
+    tags: ReleaseTags
+    push: bool
+    mode: str = "new"  # new: commit and tag; resume / publish: the release commit exists
+    release_sha: str = ""  # the release commit when it exists already
+    pushed_digest: str = ""  # the image already in the registry for this release
+    version_published: bool = False  # vX.Y.Z already names that image
+    remote_has_release: bool = False
+    floating_done: bool = False  # every floating tag to move already names the image
+    sign_key: str | None = None  # None: annotated tag; "": signed, default key; else the key
+    local_image: str = ""  # --publish-only: the tested image in the local store
+    problems: tuple[AgentImageError, ...] = field(default=())
+
+    @property
+    def git_tag(self) -> str:
+        return versioning.tag_name(self.version)
+
+    @property
+    def version_tag(self) -> str:
+        return version_tag(self.version)
+
+    @property
+    def test_ref(self) -> str:
+        return f"{self.repository}:{sha_tag(self.source_sha)}"
+
+    def ref(self, tag: str) -> str:
+        return f"{self.repository}:{tag}"
+
+
+class Preconditions:
+    """Guards in order: raise the first (collect=False) or gather all for a dry run."""
+
+    def __init__(self, collect: bool) -> None:
+        self.collect = collect
+        self.failed: list[AgentImageError] = []
+
+    def check(self, guard: Callable[..., T], *args: object) -> T | None:
+        try:
+            return guard(*args)
+        except AgentImageError as exc:
+            if not self.collect:
+                raise
+            self.failed.append(exc)
+            return None
+
+
+def floating_state(
+    registry: Registry, repository: str, version: versioning.Version
+) -> dict[str, RemoteImage]:
+    """What X.Y, X and latest name now; their version labels decide what may move."""
+    found = {}
+    for tag in (f"{version.major}.{version.minor}", f"{version.major}", "latest"):
+        image = registry.inspect(f"{repository}:{tag}")
+        if image is not None:
+            found[tag] = image
+    return found
+
+
+def published_image(
+    registry: Registry, repository: str, version: versioning.Version, source_sha: str
+) -> tuple[str, bool]:
+    """(digest to release, whether vX.Y.Z already names it). A vX.Y.Z naming another
+    image than this commit's sha-<7> is refused: released tags are immutable.
+
+    sha-<7> counts only when it names an image built from the source commit: docker pushes
+    an index's children to the tag too, so an interrupted push can leave it naming an
+    attestation manifest; the release then pushes the image again."""
+    pushed = registry.inspect(f"{repository}:{sha_tag(source_sha)}")
+    if pushed is not None and pushed.revision != source_sha:
+        pushed = None
+    released = registry.inspect(f"{repository}:{version_tag(version)}")
+    if released is None:
+        return (pushed.digest if pushed else ""), False
+    if pushed is None or pushed.digest != released.digest:
+        raise AgentImageError(
+            f"{repository}:{version_tag(version)} already exists in the registry with another "
+            "image; released tags are immutable, bump to a later version",
+            ExitCode.REGISTRY,
+        )
+    return released.digest, True
+
+
+def registry_state(plan: ReleasePlan, registry: Registry, git_tags: list[str]) -> ReleasePlan:
+    """What the registry holds for this release, and the floating tags that may move."""
+    digest, published = published_image(registry, plan.repository, plan.version, plan.source_sha)
+    floating = floating_state(registry, plan.repository, plan.version)
+    existing = git_tags + [image.version for image in floating.values() if image.version]
+    tags = release_tags(plan.version, plan.source_sha, existing)
+    done = bool(digest) and all(
+        tag in floating and floating[tag].digest == digest for tag in tags.floating
+    )
+    return replace(
+        plan, pushed_digest=digest, version_published=published, tags=tags, floating_done=done
+    )
+
+
+def git_release_tags(repo: git.Repo) -> list[str]:
+    return [t[1:] for t in gitinfo.all_release_tags(repo)]
+
+
+def plan_base(
+    repo: git.Repo,
+    settings: ReleaseSettings,
+    current: versioning.Version,
+    version: versioning.Version,
+    source: git.Commit,
+) -> ReleasePlan:
+    repository = image_repository(settings.image_name, settings.registry if settings.push else "")
+    return ReleasePlan(
+        current=current,
+        version=version,
+        bump=settings.bump,
+        branch=settings.branch,
+        remote=settings.remote,
+        head_sha=repo.head.commit.hexsha,
+        source_sha=source.hexsha,
+        created=gitinfo.rfc3339(source.committed_datetime),
+        repository=repository,
+        tags=release_tags(version, source.hexsha, git_release_tags(repo)),
+        push=settings.push,
+        sign_key=tag_signing(repo),
+    )
+
+
+def plan_release(
+    root: Path, settings: ReleaseSettings, registry: Registry, guards: Preconditions
+) -> ReleasePlan:
+    """Every guard, then the plan. Reads git, the remote and the registry; changes nothing."""
+    if settings.pre is not None:
+        versioning.check_pre_id(settings.pre)
+    repo = gitinfo.open_repo(root)
+    root = Path(str(repo.working_tree_dir))
+    if settings.push and not settings.registry:
+        raise AgentImageError(
+            "no registry configured to push to; pass --registry HOST[:PORT] or --no-push"
+        )
+    if settings.publish_only:
+        return plan_publish(root, repo, settings, registry, guards)
+    versioning.check_bump(settings.bump)
+    guards.check(check_clean_branch, repo, settings.branch)
+    current = versioning.read_version_file(root / VERSION_FILE)
+    guards.check(check_tag_agrees, repo, current)
+    resumed = plan_resume(root, repo, settings, registry, guards)
+    if resumed is not None:
+        return resumed
+    bump = resolve_bump(repo, settings.bump)
+    version = versioning.next_version(current, bump, settings.pre, settings.default_pre)
+    plan = replace(plan_base(repo, settings, current, version, repo.head.commit), bump=bump)
+    if plan.git_tag in repo.tags:
+        guards.check(_refuse_local_tag, plan.git_tag)
+    if not settings.push:
+        return plan
+    guards.check(check_remote, root, repo, plan.remote, plan.branch, plan.git_tag, "")
+    return with_registry(plan, repo, registry, guards)
+
+
+def with_registry(
+    plan: ReleasePlan, repo: git.Repo, registry: Registry, guards: Preconditions
+) -> ReleasePlan:
+    """The plan with the registry's state, or as it is when the registry cannot be read (a
+    dry run then still shows what would be pushed)."""
+    failed = len(guards.failed)
+    guards.check(registry.check_access, plan.repository, plan.version_tag)
+    if len(guards.failed) > failed:
+        return plan
+    return guards.check(registry_state, plan, registry, git_release_tags(repo)) or plan
+
+
+def _refuse_local_tag(tag: str) -> None:
+    raise AgentImageError(
+        f"git tag {tag} already exists locally; delete it (git tag -d {tag}) or bump further",
+        ExitCode.GIT_STATE,
+    )
+
+
+def of_release_commit(
+    repo: git.Repo,
+    settings: ReleaseSettings,
+    commit: git.Commit,
+    version: versioning.Version,
+    *,
+    mode: str,
+) -> ReleasePlan:
+    """The plan of a release whose commit exists: its image is built from the parent."""
+    base = plan_base(repo, settings, version, version, commit.parents[0])
+    return replace(base, bump=mode, mode=mode, release_sha=commit.hexsha)
+
+
+def plan_resume(
+    root: Path,
+    repo: git.Repo,
+    settings: ReleaseSettings,
+    registry: Registry,
+    guards: Preconditions,
+) -> ReleasePlan | None:
+    """A plan that finishes the release HEAD records, or None when there is none to finish.
+
+    Git is pushed before vX.Y.Z is tagged in the registry, so a release commit whose image
+    (sha-<7> of its parent) is in the registry was interrupted after its build: finish it.
+    """
+    found = release_commit(repo, "HEAD")
+    if found is None or not settings.push:
+        return None
+    plan = of_release_commit(repo, settings, *found, mode="resume")
+    remote_has = check_remote(root, repo, plan.remote, plan.branch, plan.git_tag, plan.release_sha)
+    registry.check_access(plan.repository, plan.version_tag)
+    plan = replace(
+        registry_state(plan, registry, git_release_tags(repo)), remote_has_release=remote_has
+    )
+    if not plan.pushed_digest:
+        if remote_has:
+            raise AgentImageError(
+                f"release {plan.git_tag} is in git but its image {plan.test_ref} is not in the "
+                f"registry; push that image (invoke buildx --registry {settings.registry}), then "
+                "re-run invoke release",
+                ExitCode.REGISTRY,
+            )
+        return None  # a local (--no-push) release: publish it with --publish-only
+    if remote_has and plan.version_published and plan.floating_done:
+        return None
+    return plan
+
+
+def plan_publish(
+    root: Path,
+    repo: git.Repo,
+    settings: ReleaseSettings,
+    registry: Registry,
+    guards: Preconditions,
+) -> ReleasePlan:
+    """Publish a release made with --no-push: its tested image from the local store."""
+    tag = settings.publish_only
+    if versioning.version_from_tag(tag) is None:
+        raise AgentImageError(
+            f"--publish-only takes a release tag like v0.1.1, not {tag!r}; list them with "
+            "git tag --list 'v*'"
+        )
+    if tag not in repo.tags:
+        raise AgentImageError(
+            f"git tag {tag} does not exist here; pass the tag of a release made with "
+            "--no-push (git tag --list 'v*')",
+            ExitCode.GIT_STATE,
+        )
+    found = release_commit(repo, tag)
+    if found is None:
+        raise AgentImageError(
+            f"{tag} does not tag a release commit ('release: {tag}'); pass a tag made by "
+            "invoke release --no-push",
+            ExitCode.GIT_STATE,
+        )
+    plan = of_release_commit(repo, settings, *found, mode="publish")
+    plan = replace(
+        plan, local_image=f"{image_repository(settings.image_name)}:{sha_tag(plan.source_sha)}"
+    )
+    remote_has = guards.check(
+        check_remote, root, repo, plan.remote, plan.branch, plan.git_tag, plan.release_sha
+    )
+    return with_registry(replace(plan, remote_has_release=bool(remote_has)), repo, registry, guards)

@@ -1,0 +1,285 @@
+"""The release steps, in the order that keeps a release from existing in one place only.
+
+  build      buildx --load, tagged <repo>:sha-<7> of the source commit
+  test       the test command with AGENT_IMAGE=<repo>:sha-<7>
+  push       push sha-<7>: a build of a commit, not yet a release (as invoke buildx pushes)
+  git        VERSION, commit "release: vX.Y.Z", tag, one atomic push: the release exists now
+  version    vX.Y.Z in the registry names the pushed digest
+  floating   X.Y, X, latest, each re-read right before it moves and never moved backwards
+
+Git is the one place a release is decided: its atomic push either lands or not, and only
+after it lands is vX.Y.Z written to the registry. Recovery rule: before the git push lands
+nothing is released anywhere (git is rolled back; a re-run reuses the pushed sha-<7> and
+makes the same version); after it lands, a plain re-run finds the release commit and
+finishes the registry side. Each step calls only its runner, so a dry run is these same
+functions with a RecordingRunner.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import git
+
+from agentimage import gitinfo, imagebuild, recovery, versioning
+from agentimage.buildx import BuildSpec
+from agentimage.errors import AgentImageError, ExitCode
+from agentimage.imagetools import Registry, RemoteImage, Runner
+from agentimage.labels import ImageMetadata
+from agentimage.releaseguards import VERSION_FILE
+from agentimage.releaseplan import ReleasePlan, ReleaseSettings
+from agentimage.tags import sha_tag
+
+UNCHANGED = "git was not changed; re-run once the registry accepts pushes"
+PUSHED_DIGEST = re.compile(r"digest: (\S+) size: ")
+
+
+@dataclass
+class Context:
+    plan: ReleasePlan
+    settings: ReleaseSettings
+    root: Path
+    runner: Runner
+    registry: Registry
+    digest: str = ""  # the released image's digest, once it is in the registry
+    recorded: bool = False  # the release is in git (and on the remote when pushing)
+    moved: list[str] = field(default_factory=list)
+    held: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    run: Callable[[Context], None]
+    skip: Callable[[ReleasePlan], str]  # why this step does nothing in a plan ("" = it runs)
+
+
+def metadata(plan: ReleasePlan, settings: ReleaseSettings) -> ImageMetadata:
+    return ImageMetadata(
+        version=str(plan.version),
+        revision=plan.source_sha,
+        created=plan.created,
+        source=settings.source_url,
+        variant=settings.build.variant,
+        title=settings.title,
+        description=settings.description,
+        licenses=settings.licenses,
+    )
+
+
+def push_spec(plan: ReleasePlan, settings: ReleaseSettings) -> BuildSpec:
+    """The multi-platform build that pushes the sha tag as a manifest list."""
+    meta = metadata(plan, settings)
+    return imagebuild.make_spec(
+        settings.build, meta, [plan.test_ref], platforms=settings.platforms, push=True
+    )
+
+
+def build(ctx: Context) -> None:
+    meta = metadata(ctx.plan, ctx.settings)
+    spec = imagebuild.make_spec(ctx.settings.build, meta, [ctx.plan.test_ref], load=True)
+    ctx.runner.build(spec, ctx.settings.build.variant, ctx.root)
+
+
+def test(ctx: Context) -> None:
+    ref = ctx.plan.test_ref
+    ctx.runner.say(f"testing {ref}: {ctx.settings.test_command}")
+    try:
+        ctx.runner.run(
+            ["sh", "-c", ctx.settings.test_command],
+            env={"AGENT_IMAGE": ref},
+            cwd=ctx.root,
+            stream=True,
+            timeout=ctx.settings.test_timeout,
+            failure=f"image tests failed for {ref}",
+            code=ExitCode.TEST_FAILED,
+        )
+    except AgentImageError as exc:
+        longer = (
+            "; raise --test-timeout if they need longer" if "did not finish" in exc.message else ""
+        )
+        raise AgentImageError(
+            f"{exc.message}{longer}; nothing was published or committed: fix the image or the "
+            "test command and re-run invoke release",
+            ExitCode.TEST_FAILED,
+        ) from None
+
+
+def push(ctx: Context) -> None:
+    plan, runner = ctx.plan, ctx.runner
+    failure = f"pushing {plan.test_ref} failed ({UNCHANGED})"
+    if plan.local_image:
+        runner.run(
+            ["docker", "tag", plan.local_image, plan.test_ref],
+            failure=failure,
+            code=ExitCode.PUBLISH_FAILED,
+        )
+    runner.say(f"pushing {plan.test_ref}")
+    # The digest is the one this run pushed, never read back from the tag: docker pushes
+    # an index's child manifests to the tag too, so a concurrent push of the same commit
+    # can leave sha-<7> naming something else for a moment.
+    stand_in = f"<digest-of-{sha_tag(plan.source_sha)}>"
+    if ctx.settings.platforms and not plan.local_image:
+        try:
+            built = runner.build(
+                push_spec(plan, ctx.settings), ctx.settings.build.variant, ctx.root
+            )
+        except AgentImageError as exc:
+            raise AgentImageError(f"{failure}: {exc.message}", ExitCode.PUBLISH_FAILED) from None
+        ctx.digest = built or stand_in
+        return
+    out = runner.run(
+        ["docker", "push", plan.test_ref],
+        failure=failure,
+        code=ExitCode.PUBLISH_FAILED,
+        timeout=ctx.settings.push_timeout,
+        dry_stdout=f"{sha_tag(plan.source_sha)}: digest: {stand_in} size: 0",
+    )
+    digests = PUSHED_DIGEST.findall(out)
+    if not digests:
+        raise AgentImageError(f"{failure}: docker push named no digest", ExitCode.PUBLISH_FAILED)
+    ctx.digest = digests[-1]
+
+
+def tag_locally(ctx: Context) -> None:
+    """--no-push: the version and floating tags on the tested image, in the local store."""
+    plan = ctx.plan
+    for tag in (plan.version_tag, *plan.tags.floating):
+        ctx.runner.run(
+            ["docker", "tag", plan.test_ref, plan.ref(tag)],
+            failure=f"cannot tag {plan.ref(tag)}",
+            code=ExitCode.PUBLISH_FAILED,
+        )
+    ctx.moved += plan.tags.floating
+
+
+def recheck(ctx: Context) -> None:
+    """Build and tests took minutes: the tree and HEAD must still be as planned."""
+    repo = gitinfo.open_repo(ctx.root)
+    if repo.head.commit.hexsha != ctx.plan.head_sha:
+        raise AgentImageError(
+            f"HEAD moved during the release (now {repo.head.commit.hexsha[:7]}, planned at "
+            f"{ctx.plan.head_sha[:7]}); nothing was recorded: re-run invoke release",
+            ExitCode.GIT_STATE,
+        )
+    if gitinfo.is_dirty(repo):
+        raise AgentImageError(
+            f"the working tree changed during the release ({', '.join(gitinfo.dirty_paths(repo))}"
+            "); nothing was recorded: commit or stash the changes, then re-run invoke release "
+            "(the pushed image is reused)",
+            ExitCode.GIT_STATE,
+        )
+
+
+def tag_argv(plan: ReleasePlan) -> list[str]:
+    """Annotated, or signed as tag.gpgSign / user.signingKey ask (the plan shows which)."""
+    if plan.sign_key is None:
+        return ["tag", "-a", plan.git_tag, "-m", f"release {plan.git_tag}"]
+    key = ["-u", plan.sign_key] if plan.sign_key else []
+    return ["tag", "-s", *key, plan.git_tag, "-m", f"release {plan.git_tag}"]
+
+
+def record(ctx: Context) -> None:
+    plan, runner, root = ctx.plan, ctx.runner, ctx.root
+    if plan.mode == "new" and not runner.dry:
+        recheck(ctx)
+    pushing = False
+    try:
+        if plan.mode == "new":
+            runner.write_version(root / VERSION_FILE, plan.version)
+            runner.git(root, "add", "--", VERSION_FILE)
+            runner.git(root, "commit", "-q", "-m", f"release: {plan.git_tag}", "--", VERSION_FILE)
+            runner.git(root, *tag_argv(plan))
+        if plan.push and not plan.remote_has_release:
+            branch = f"{plan.release_sha}:" if plan.mode == "publish" else ""
+            runner.say(f"pushing {plan.branch} and {plan.git_tag} to {plan.remote}")
+            pushing = True
+            runner.git(
+                root,
+                "push",
+                "--atomic",
+                plan.remote,
+                f"{branch}refs/heads/{plan.branch}",
+                f"refs/tags/{plan.git_tag}",
+                timeout=ctx.settings.push_timeout,
+            )
+    except (git.GitCommandError, OSError, KeyboardInterrupt, AgentImageError) as exc:
+        recovery.after_git_failure(root, plan, exc, pushing)
+    ctx.recorded = True
+
+
+def tag_version(ctx: Context) -> None:
+    plan = ctx.plan
+    ref = plan.ref(plan.version_tag)
+    current = ctx.registry.inspect(ref)  # re-read: git holds the release, vX.Y.Z must be free
+    if current is not None and current.digest != ctx.digest:
+        raise AgentImageError(
+            f"{ref} names another image ({current.digest}) than the one released in git "
+            f"({ctx.digest}); it was not made by this release: inspect it, then point it at "
+            f"{plan.repository}@{ctx.digest} with docker buildx imagetools create",
+            ExitCode.REGISTRY,
+        )
+    if current is None:
+        ctx.runner.say(f"tagging {ref}")
+        ctx.registry.copy(f"{plan.repository}@{ctx.digest}", ref, timeout=ctx.settings.push_timeout)
+
+
+def newer_than(image: RemoteImage | None, version: versioning.Version) -> bool:
+    try:
+        return image is not None and versioning.Version.parse(image.version) > version
+    except ValueError:
+        return False  # no version label: nothing to protect from going backwards
+
+
+def move_floating(ctx: Context) -> None:
+    """Each floating tag is re-read right before it moves: a release that finished meanwhile
+    with a higher version keeps it."""
+    plan = ctx.plan
+    for tag in plan.tags.floating:
+        current = ctx.registry.inspect(plan.ref(tag))
+        if current is not None and current.digest == ctx.digest:
+            continue
+        if newer_than(current, plan.version):
+            assert current is not None
+            ctx.runner.say(f"left {tag} on {current.version}: it is newer than {plan.version}")
+            ctx.held.append(tag)
+            continue
+        source = f"{plan.repository}@{ctx.digest}"
+        ctx.registry.copy(source, plan.ref(tag), timeout=ctx.settings.push_timeout)
+        ctx.moved.append(tag)
+    if ctx.moved:
+        ctx.runner.say(f"moved {', '.join(ctx.moved)} to {plan.version}")
+
+
+def _image_ready(plan: ReleasePlan) -> str:
+    if plan.pushed_digest:
+        return "already published for this commit by an earlier run"
+    return f"publishing the tested local image {plan.local_image}" if plan.local_image else ""
+
+
+def _no_floating(plan: ReleasePlan) -> str:
+    if not plan.tags.floating:
+        return "prerelease, or every floating tag holds a newer release"
+    return "already point at this release" if plan.floating_done else ""
+
+
+def steps_for(plan: ReleasePlan) -> tuple[Step, ...]:
+    git_skip = "already on the remote" if plan.remote_has_release else ""
+    if not plan.push:
+        return (
+            Step("build", build, _image_ready),
+            Step("test", test, _image_ready),
+            Step("record in git", record, lambda p: git_skip),
+            Step("tag locally", tag_locally, lambda p: ""),
+        )
+    return (
+        Step("build", build, _image_ready),
+        Step("test", test, _image_ready),
+        Step("push image", push, lambda p: "already in the registry" if p.pushed_digest else ""),
+        Step("record in git", record, lambda p: git_skip),
+        Step("tag version", tag_version, lambda p: "done" if p.version_published else ""),
+        Step("move floating tags", move_floating, _no_floating),
+    )
