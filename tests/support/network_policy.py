@@ -16,9 +16,10 @@ deploy/kubernetes/ by what they do rather than by how they are spelled:
 - A missing or empty `to`/`from` matches every peer, a missing or empty `ports` every port;
   a port's protocol defaults to TCP, and endPort makes it a range.
 
-Not modelled (none of the manifests here use them): named ports, which raise ValueError
-instead of answering wrongly, and node-local traffic such as kubelet probes, which every
-plugin allows regardless of policy.
+Not modelled: named ports (none of the manifests use them), which raise ValueError instead
+of answering wrongly; and traffic between a pod and its own node (kubelet probes, but also
+anything listening on the node), which Kubernetes documents as always allowed whatever the
+policies say.
 """
 
 from __future__ import annotations
@@ -157,6 +158,31 @@ def rule_matches(
     return peer_ok and port_ok
 
 
+# Where a direction's rules live in a policy spec, and what names the other end in them.
+RULE_FIELDS: dict[Direction, tuple[str, Literal["to", "from"]]] = {
+    "Egress": ("egress", "to"),
+    "Ingress": ("ingress", "from"),
+}
+
+
+def pod_allows(
+    policies: Sequence[Manifest],
+    pod: Pod,
+    direction: Direction,
+    peer: Endpoint,
+    port: int,
+    protocol: Protocol,
+) -> bool:
+    """Whether the policies isolating `pod` for `direction` (if any) allow `peer` there."""
+    rules_field, peers_field = RULE_FIELDS[direction]
+    isolating = isolating_policies(policies, pod, direction)
+    return not isolating or any(
+        rule_matches(rule, peers_field, policy_namespace(policy), peer, port, protocol)
+        for policy in isolating
+        for rule in policy["spec"].get(rules_field) or []
+    )
+
+
 def egress_allowed(
     policies: Sequence[Manifest],
     source: Pod,
@@ -164,13 +190,8 @@ def egress_allowed(
     port: int,
     protocol: Protocol = "TCP",
 ) -> bool:
-    """Whether the policies isolating `source` for egress (if any) let it reach `destination`."""
-    isolating = isolating_policies(policies, source, "Egress")
-    return not isolating or any(
-        rule_matches(rule, "to", policy_namespace(policy), destination, port, protocol)
-        for policy in isolating
-        for rule in policy["spec"].get("egress") or []
-    )
+    """The source's side of a connection: may it send to `destination`?"""
+    return pod_allows(policies, source, "Egress", destination, port, protocol)
 
 
 def ingress_allowed(
@@ -180,13 +201,8 @@ def ingress_allowed(
     port: int,
     protocol: Protocol = "TCP",
 ) -> bool:
-    """Whether the policies isolating `destination` for ingress (if any) let `source` in."""
-    isolating = isolating_policies(policies, destination, "Ingress")
-    return not isolating or any(
-        rule_matches(rule, "from", policy_namespace(policy), source, port, protocol)
-        for policy in isolating
-        for rule in policy["spec"].get("ingress") or []
-    )
+    """The destination's side of a connection: may `source` come in?"""
+    return pod_allows(policies, destination, "Ingress", source, port, protocol)
 
 
 def connection_allowed(
