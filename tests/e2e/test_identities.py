@@ -43,7 +43,9 @@ def test_a_turn_after_a_root_start_runs_as_agentgate(
     capability (bounding set included, which takes CAP_SETPCAP) and setting no_new_privs."""
     workspace: Path = make_workspace(uid=0, files={"README": "from root\n"})
     _write_turn(double, "after-root.txt")
-    sandbox = sandboxes.start(str(workspace), user="0:0", cap_add=["CHOWN", "SETUID", "SETGID", "SETPCAP"])
+    sandbox = sandboxes.start(
+        str(workspace), user="0:0", cap_add=["CHOWN", "SETUID", "SETGID", "SETPCAP"]
+    )
 
     turn = sandbox.turn("write it", "--allowedTools", "Write", user="1000:1000")
 
