@@ -80,6 +80,14 @@ def e2e(session: nox.Session) -> None:
 
 
 @nox.session(default=False)
+def security(session: nox.Session) -> None:
+    """The red-team suite: each attack on the sandbox performed, and shown to fail."""
+    _install_test(session)
+    image_ref = _image_under_test(session)
+    session.run("pytest", "tests/security", *session.posargs, env={"AGENT_IMAGE": image_ref})
+
+
+@nox.session(default=False)
 def release(session: nox.Session) -> None:
     """End-to-end releases against a temporary git repo and a local registry."""
     _install_test(session)
@@ -100,10 +108,19 @@ def bench(session: nox.Session) -> None:
     session.run("python", "-m", "benchmarks", *session.posargs)
 
 
-VERIFY_SESSIONS = ["lint", "shellcheck", "unit", "image", "e2e", "release", "multiarch"]
+VERIFY_SESSIONS = [
+    "lint",
+    "shellcheck",
+    "unit",
+    "image",
+    "e2e",
+    "security",
+    "release",
+    "multiarch",
+]
 
 
 @nox.session(default=False, requires=VERIFY_SESSIONS)
 def verify(session: nox.Session) -> None:
-    """Everything CI runs: lint, shellcheck, unit, image, e2e, release and multi-arch tests."""
+    """Everything CI runs: lint, shellcheck, unit, image, e2e, security, release, multiarch."""
     session.log("passed: " + ", ".join(VERIFY_SESSIONS))

@@ -8,7 +8,7 @@
 # `bash -p` (privileged mode) ignores BASH_ENV, ENV and functions exported in the
 # environment: nothing the environment names runs before this script's own code.
 #
-# Configuration (environment; each value is checked, see exit 78):
+# Configuration (environment; each value is checked before anything changes, see exit 78):
 #   AGENT_WORKSPACE        the mounted workspace (default /workspace): an absolute path to a
 #                          directory that is not a system directory; used resolved
 #   AGENT_USER             the user a root start drops to (default agentgate): never root
@@ -128,6 +128,22 @@ agent_check_user_setting() {
 	if ((AGENT_UID == 0)); then
 		agent_fail "$AGENT_EXIT_CONFIG" \
 			"AGENT_USER=$AGENT_USER is root, and the agent never runs as root; leave AGENT_USER unset (agentgate)"
+	fi
+}
+
+# agent_check_config_dir_setting: a CLAUDE_CONFIG_DIR the operator set is absolute and lies
+# outside the workspace (the agent and the repository must not be able to plant the CLI's
+# settings, and a config dir in the workspace would chmod the host's checkout).
+agent_check_config_dir_setting() {
+	local dir=${CLAUDE_CONFIG_DIR:-}
+	[[ -n $dir ]] || return 0
+	if [[ $dir != /* ]]; then
+		agent_fail "$AGENT_EXIT_CONFIG" \
+			"CLAUDE_CONFIG_DIR=$dir is not an absolute path; unset it (default ~/.claude) or give an absolute path outside the workspace"
+	fi
+	if agent_is_within "$(agent_resolve "$dir")" "$AGENT_WORKSPACE"; then
+		agent_fail "$AGENT_EXIT_CONFIG" \
+			"CLAUDE_CONFIG_DIR=$dir lies in the workspace $AGENT_WORKSPACE; unset it (default ~/.claude) or point it at a tmpfs or volume outside the workspace"
 	fi
 }
 
@@ -251,21 +267,10 @@ agent_setup_home() {
 	fi
 }
 
-# agent_setup_config_dir: the CLI's config dir exists, is private and lies outside the
-# workspace (the agent and the repository must not be able to plant the CLI's settings, and
-# a config dir in the workspace would chmod the host's checkout).
+# agent_setup_config_dir: the CLI's config dir (checked by agent_check_config_dir_setting)
+# exists and is private.
 agent_setup_config_dir() {
 	local dir=${CLAUDE_CONFIG_DIR:-$HOME/.claude}
-	if [[ -n ${CLAUDE_CONFIG_DIR:-} ]]; then
-		if [[ $dir != /* ]]; then
-			agent_fail "$AGENT_EXIT_CONFIG" \
-				"CLAUDE_CONFIG_DIR=$dir is not an absolute path; unset it (default ~/.claude) or give an absolute path outside the workspace"
-		fi
-		if agent_is_within "$(agent_resolve "$dir")" "$AGENT_WORKSPACE"; then
-			agent_fail "$AGENT_EXIT_CONFIG" \
-				"CLAUDE_CONFIG_DIR=$dir lies in the workspace $AGENT_WORKSPACE; unset it (default ~/.claude) or point it at a tmpfs or volume outside the workspace"
-		fi
-	fi
 	if ! agent_private_dir "$dir"; then
 		if agent_is_within "$AGENT_CREDENTIALS_FILE" "$dir"; then
 			agent_fail "$AGENT_EXIT_CREDENTIALS" \
@@ -372,6 +377,7 @@ _main() {
 	rm -f -- "$AGENT_READY_FILE" 2>/dev/null || :
 	agent_check_workspace_setting
 	agent_check_user_setting
+	agent_check_config_dir_setting
 	agent_verify_workspace
 	if agent_is_root; then
 		agent_prepare_workspace_as_root

@@ -217,6 +217,21 @@ class Sandboxes:
             wait_until_ready(container)
         return sandbox
 
+    def run(
+        self, workspace: str, command: Sequence[str], *, timeout: float = 60, **overrides: Any
+    ) -> tuple[int, str, str]:
+        """Run COMMAND to completion in a sandbox: (exit code, stdout, stderr)."""
+        sandbox = self.start(workspace, wait=False, command=list(command), **overrides)
+        try:
+            code = sandbox.container.wait(timeout=timeout)["StatusCode"]
+        except Exception as exc:  # requests' ReadTimeout: the container still runs
+            raise AssertionError(
+                f"{sandbox.name} still running after {timeout}s\n{logs_of(sandbox.container)}"
+            ) from exc
+        out = sandbox.container.logs(stdout=True, stderr=False).decode(errors="replace")
+        err = sandbox.container.logs(stdout=False, stderr=True).decode(errors="replace")
+        return int(code), out, err
+
     def remove_all(self) -> None:
         for container in self.containers:
             with contextlib.suppress(docker.errors.NotFound):

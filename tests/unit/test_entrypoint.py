@@ -468,7 +468,7 @@ def test_config_dir_in_the_workspace_exits_78(sandbox: Sandbox, where: str) -> N
         target.symlink_to(sandbox.workspace / "cfg")
     before = stat.S_IMODE(sandbox.workspace.stat().st_mode)
     result = sandbox.call(
-        "agent_setup_home; agent_setup_config_dir", unprivileged=True, CLAUDE_CONFIG_DIR=str(target)
+        "agent_check_config_dir_setting", unprivileged=True, CLAUDE_CONFIG_DIR=str(target)
     )
     assert_one_line_error(result, 78, f"CLAUDE_CONFIG_DIR={target}", "in the workspace")
     assert stat.S_IMODE(sandbox.workspace.stat().st_mode) == before
@@ -476,7 +476,7 @@ def test_config_dir_in_the_workspace_exits_78(sandbox: Sandbox, where: str) -> N
 
 def test_config_dir_relative_exits_78(sandbox: Sandbox) -> None:
     result = sandbox.call(
-        "agent_setup_home; agent_setup_config_dir", unprivileged=True, CLAUDE_CONFIG_DIR="cfg"
+        "agent_check_config_dir_setting", unprivileged=True, CLAUDE_CONFIG_DIR="cfg"
     )
     assert_one_line_error(result, 78, "CLAUDE_CONFIG_DIR=cfg", "absolute")
 
