@@ -19,8 +19,9 @@ nox.options.sessions = ["lint", "shellcheck", "unit"]
 ROOT = Path(__file__).parent
 SHELL_FILES = sorted(
     str(path.relative_to(ROOT))
-    for path in [*ROOT.glob("docker/*.sh"), *ROOT.glob("scripts/*.sh"), ROOT / ".ci/run"]
+    for path in [*ROOT.glob("docker/**/*.sh"), *ROOT.glob("scripts/*.sh"), ROOT / ".ci/run"]
 )
+DOCKERFILES = ["docker/Dockerfile.agent", "docker/Dockerfile.gateway"]
 # The image the image session builds and tests; set AGENT_IMAGE to test another one.
 DEV_IMAGE = "agentgate/agent:dev"
 # These hosts cannot pull Alpine packages; slim is the variant built and run here.
@@ -33,11 +34,11 @@ def _install_test(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """Ruff (lint and format) on the Python code, hadolint on the Dockerfile."""
+    """Ruff (lint and format) on the Python code, hadolint on the Dockerfiles."""
     session.install("-e", ".[lint]")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
-    session.run("hadolint", "docker/Dockerfile.agent")
+    session.run("hadolint", *DOCKERFILES)
 
 
 @nox.session
