@@ -26,6 +26,8 @@ DOCKERFILES = ["docker/Dockerfile.agent", "docker/Dockerfile.gateway"]
 DEV_IMAGE = "agentgate/agent:dev"
 # These hosts cannot pull Alpine packages; slim is the variant built and run here.
 TEST_VARIANT = os.environ.get("AGENT_VARIANT", "slim")
+# The gateway image the gateway session builds and tests; set GATEWAY_IMAGE to test another.
+GATEWAY_DEV_IMAGE = "agentgate/gateway:dev"
 
 
 def _install_test(session: nox.Session) -> None:
@@ -86,6 +88,22 @@ def security(session: nox.Session) -> None:
     _install_test(session)
     image_ref = _image_under_test(session)
     session.run("pytest", "tests/security", *session.posargs, env={"AGENT_IMAGE": image_ref})
+
+
+@nox.session(default=False)
+def gateway(session: nox.Session) -> None:
+    """Build the egress gateway image and test it with real traffic (agent image for probes)."""
+    _install_test(session)
+    gateway_ref = os.environ.get("GATEWAY_IMAGE")
+    if not gateway_ref:
+        gateway_ref = GATEWAY_DEV_IMAGE
+        session.run(
+            "docker", "buildx", "build", "-f", "docker/Dockerfile.gateway",
+            "--load", "-t", gateway_ref, ".",
+            external=True,
+        )  # fmt: skip
+    env = {"GATEWAY_IMAGE": gateway_ref, "AGENT_IMAGE": _image_under_test(session)}
+    session.run("pytest", "tests/gateway", *session.posargs, env=env)
 
 
 @nox.session(default=False)

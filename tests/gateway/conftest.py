@@ -1,0 +1,271 @@
+"""Fixtures for the gateway tests: the gateway image under test, the networks around it, the
+Messages API double and test origins behind it, and probes in front of it.
+
+    sandbox network (internal, no host address)     outside network (internal as well)
+    probes, agent sandboxes  --->  gateway  --->  API double, origins, outside probe
+                                                  control network: the test runner reads
+                                                  the double's and origins' logs
+
+The outside network is internal too, so no test can send traffic off this machine even when
+a deny rule fails. Everything created carries the label io.agentgate.test=<run id> and is
+removed at teardown; the session ends by checking that nothing with that label is left.
+GATEWAY_IMAGE names the image under test, AGENT_IMAGE the agent image whose curl and python3
+the probes, the double and the origins use (`nox -s gateway` sets both).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from api_double import ApiDouble, start_api_double
+from docker.models.networks import Network
+from gatewaykit import (
+    ALLOWED,
+    ALLOWED_DOMAINS,
+    DOUBLE_ALIAS,
+    FORBIDDEN,
+    GATEWAY_UID,
+    REAL_KEY,
+    REBOUND,
+    SECRET_TARGET,
+    UPSTREAM_ALIAS,
+    Gateway,
+    Gateways,
+    Origin,
+    Origins,
+    Probe,
+    secret_mount,
+    start_probe,
+)
+from sandbox import TEST_LABEL, create_sandbox_network
+
+import docker
+
+
+def _image(client: docker.DockerClient, variable: str, what: str) -> str:
+    ref = os.environ.get(variable)
+    if not ref:
+        pytest.fail(f"{variable} is not set: run `nox -s gateway`, or build {what} and set it")
+    try:
+        client.images.get(ref)
+    except docker.errors.ImageNotFound:
+        pytest.fail(f"{variable}={ref} is not in the local image store; build or load it first")
+    return ref
+
+
+@pytest.fixture(scope="session")
+def client() -> Iterator[docker.DockerClient]:
+    try:
+        docker_client = docker.from_env()
+        docker_client.ping()
+    except docker.errors.DockerException as exc:
+        pytest.fail(f"no Docker Engine reachable ({exc}); start dockerd or set DOCKER_HOST")
+    yield docker_client
+    docker_client.close()
+
+
+@pytest.fixture(scope="session")
+def gateway_image(client: docker.DockerClient) -> str:
+    return _image(client, "GATEWAY_IMAGE", "docker/Dockerfile.gateway")
+
+
+@pytest.fixture(scope="session")
+def agent_image(client: docker.DockerClient) -> str:
+    return _image(client, "AGENT_IMAGE", "the agent image (slim variant)")
+
+
+@pytest.fixture(scope="session")
+def run_id() -> str:
+    return "gw-" + uuid.uuid4().hex[:10]
+
+
+@pytest.fixture(scope="session")
+def labels(run_id: str) -> dict[str, str]:
+    return {TEST_LABEL: run_id}
+
+
+@pytest.fixture(scope="session")
+def sandbox_network(
+    client: docker.DockerClient, run_id: str, labels: dict[str, str]
+) -> Iterator[Network]:
+    network = create_sandbox_network(client, f"agt-{run_id}-sandbox", labels)
+    yield network
+    network.remove()
+    selector = {"label": f"{TEST_LABEL}={run_id}"}
+    leftovers = [
+        *(c.name for c in client.containers.list(all=True, filters=selector)),
+        *(n.name for n in client.networks.list(filters=selector)),
+    ]
+    assert not leftovers, f"the gateway tests left these behind: {leftovers}"
+
+
+@pytest.fixture(scope="session")
+def outside_network(
+    client: docker.DockerClient, run_id: str, labels: dict[str, str], sandbox_network: Network
+) -> Iterator[Network]:
+    """Where the upstream and the origins live; internal, so nothing leaves this machine."""
+    name = f"agt-{run_id}-outside"
+    network = client.networks.create(name, driver="bridge", internal=True, labels=labels)
+    yield network
+    network.remove()
+
+
+@pytest.fixture(scope="session")
+def control_network(
+    client: docker.DockerClient, run_id: str, labels: dict[str, str], sandbox_network: Network
+) -> Iterator[Network]:
+    """Where the test runner reads logs; neither a sandbox nor the gateway ever joins it."""
+    network = client.networks.create(f"agt-{run_id}-control", driver="bridge", labels=labels)
+    yield network
+    network.remove()
+
+
+@pytest.fixture(scope="session")
+def api_double(
+    client: docker.DockerClient,
+    agent_image: str,
+    run_id: str,
+    labels: dict[str, str],
+    outside_network: Network,
+    control_network: Network,
+) -> Iterator[ApiDouble]:
+    double = start_api_double(
+        client,
+        agent_image,
+        name=f"agt-{run_id}-api-double",
+        networks={outside_network: [DOUBLE_ALIAS]},
+        control=control_network,
+        labels=labels,
+    )
+    yield double
+    double.container.remove(force=True)
+
+
+@pytest.fixture
+def double(api_double: ApiDouble) -> ApiDouble:
+    """The session's double with an empty script: each test loads its own."""
+    api_double.play()
+    return api_double
+
+
+@pytest.fixture(scope="session")
+def session_origins(
+    client: docker.DockerClient,
+    agent_image: str,
+    run_id: str,
+    labels: dict[str, str],
+    outside_network: Network,
+    control_network: Network,
+) -> Iterator[Origins]:
+    started = Origins(
+        client, agent_image, outside_network, control_network, labels, f"agt-{run_id}"
+    )
+    yield started
+    started.remove_all()
+
+
+@pytest.fixture
+def origins(session_origins: Origins) -> Iterator[Origins]:
+    """Origins for one test, removed after it."""
+    started = session_origins.fresh()
+    yield started
+    started.remove_all()
+
+
+@pytest.fixture(scope="session")
+def allowed_origin(session_origins: Origins) -> Origin:
+    return session_origins.start("allowed", ALLOWED)
+
+
+@pytest.fixture(scope="session")
+def forbidden_origin(session_origins: Origins) -> Origin:
+    return session_origins.start("forbidden", FORBIDDEN)
+
+
+@pytest.fixture(scope="session")
+def upstream_origin(session_origins: Origins) -> Origin:
+    return session_origins.start("upstream", (UPSTREAM_ALIAS,))
+
+
+@pytest.fixture(scope="session")
+def key_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """REAL_KEY in a file only the gateway's uid can read, as compose secrets are mounted."""
+    if os.geteuid() != 0:
+        pytest.fail("the gateway tests give a secret file to uid 1100: run them as root")
+    path = tmp_path_factory.mktemp("secrets") / "anthropic_api_key"
+    path.write_text(REAL_KEY + "\n")
+    os.chown(path, GATEWAY_UID, GATEWAY_UID)
+    path.chmod(0o400)
+    return path
+
+
+@pytest.fixture(scope="session")
+def session_gateways(
+    client: docker.DockerClient,
+    gateway_image: str,
+    run_id: str,
+    labels: dict[str, str],
+    outside_network: Network,
+    sandbox_network: Network,
+) -> Iterator[Gateways]:
+    started = Gateways(
+        client, gateway_image, outside_network, sandbox_network, labels, f"agt-{run_id}"
+    )
+    yield started
+    started.remove_all()
+
+
+@pytest.fixture
+def gateways(session_gateways: Gateways) -> Iterator[Gateways]:
+    """Gateways for one test, removed after it."""
+    started = session_gateways.fresh()
+    yield started
+    started.remove_all()
+
+
+@pytest.fixture(scope="session")
+def gateway(session_gateways: Gateways, api_double: ApiDouble, key_file: Path) -> Gateway:
+    """The gateway as an operator runs it: the key from a secret file, the double as the
+    upstream, the test origins' names allowed (and two names that resolve where squid must
+    not go)."""
+    return session_gateways.start(
+        {
+            "ANTHROPIC_API_KEY_FILE": SECRET_TARGET,
+            "GATEWAY_UPSTREAM": f"http://{DOUBLE_ALIAS}:8080",
+            "GATEWAY_ALLOWED_DOMAINS": ALLOWED_DOMAINS,
+        },
+        volumes=secret_mount(key_file),
+        extra_hosts=REBOUND,
+    )
+
+
+@pytest.fixture(scope="session")
+def echo_gateway(session_gateways: Gateways, upstream_origin: Origin) -> Gateway:
+    """A gateway whose upstream is an origin that records every request, HEAD included."""
+    return session_gateways.start(
+        {"ANTHROPIC_API_KEY": REAL_KEY, "GATEWAY_UPSTREAM": f"http://{UPSTREAM_ALIAS}:8080"}
+    )
+
+
+@pytest.fixture(scope="session")
+def sandbox_probe(
+    client: docker.DockerClient, agent_image: str, labels: dict[str, str], sandbox_network: Network
+) -> Iterator[Probe]:
+    """curl from inside the sandbox network: where the agent stands."""
+    probe = start_probe(client, agent_image, sandbox_network, labels=labels)
+    yield probe
+    probe.container.remove(force=True)
+
+
+@pytest.fixture(scope="session")
+def outside_probe(
+    client: docker.DockerClient, agent_image: str, labels: dict[str, str], outside_network: Network
+) -> Iterator[Probe]:
+    """curl from the gateway's outside network: the positive control for reachability."""
+    probe = start_probe(client, agent_image, outside_network, labels=labels)
+    yield probe
+    probe.container.remove(force=True)
