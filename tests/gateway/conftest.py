@@ -8,9 +8,11 @@ Messages API double and test origins behind it, and probes in front of it.
 
 The outside network is internal too, so no test can send traffic off this machine even when
 a deny rule fails. Everything created carries the label io.agentgate.test=<run id> and is
-removed at teardown; the session ends by checking that nothing with that label is left.
-GATEWAY_IMAGE names the image under test, AGENT_IMAGE the agent image whose curl and python3
-the probes, the double and the origins use (`nox -s gateway` sets both).
+removed at teardown; the session ends by checking that nothing with that label is left. The
+fixtures shared with the sandbox suites (Docker client, AGENT_IMAGE, labels, the sandbox and
+control networks, workspaces) come from tests/support/sandbox_fixtures.py. GATEWAY_IMAGE
+names the image under test; AGENT_IMAGE is the agent image whose curl and python3 the probes,
+the double and the origins use (`nox -s gateway` sets both).
 """
 
 from __future__ import annotations
@@ -41,66 +43,29 @@ from gatewaykit import (
     secret_mount,
     start_probe,
 )
-from sandbox import TEST_LABEL, create_sandbox_network
+
+# client, image_ref (AGENT_IMAGE), labels, sandbox_network, control_network, double,
+# make_workspace; run_id and api_double are redefined below.
+from sandbox_fixtures import *  # noqa: F403
 
 import docker
 
 
-def _image(client: docker.DockerClient, variable: str, what: str) -> str:
-    ref = os.environ.get(variable)
+@pytest.fixture(scope="session")
+def gateway_image(client: docker.DockerClient) -> str:
+    ref = os.environ.get("GATEWAY_IMAGE")
     if not ref:
-        pytest.fail(f"{variable} is not set: run `nox -s gateway`, or build {what} and set it")
+        pytest.fail("GATEWAY_IMAGE is not set: run `nox -s gateway`, or build it and set it")
     try:
         client.images.get(ref)
     except docker.errors.ImageNotFound:
-        pytest.fail(f"{variable}={ref} is not in the local image store; build or load it first")
+        pytest.fail(f"GATEWAY_IMAGE={ref} is not in the local image store; build or load it")
     return ref
-
-
-@pytest.fixture(scope="session")
-def client() -> Iterator[docker.DockerClient]:
-    try:
-        docker_client = docker.from_env()
-        docker_client.ping()
-    except docker.errors.DockerException as exc:
-        pytest.fail(f"no Docker Engine reachable ({exc}); start dockerd or set DOCKER_HOST")
-    yield docker_client
-    docker_client.close()
-
-
-@pytest.fixture(scope="session")
-def gateway_image(client: docker.DockerClient) -> str:
-    return _image(client, "GATEWAY_IMAGE", "docker/Dockerfile.gateway")
-
-
-@pytest.fixture(scope="session")
-def agent_image(client: docker.DockerClient) -> str:
-    return _image(client, "AGENT_IMAGE", "the agent image (slim variant)")
 
 
 @pytest.fixture(scope="session")
 def run_id() -> str:
     return "gw-" + uuid.uuid4().hex[:10]
-
-
-@pytest.fixture(scope="session")
-def labels(run_id: str) -> dict[str, str]:
-    return {TEST_LABEL: run_id}
-
-
-@pytest.fixture(scope="session")
-def sandbox_network(
-    client: docker.DockerClient, run_id: str, labels: dict[str, str]
-) -> Iterator[Network]:
-    network = create_sandbox_network(client, f"agt-{run_id}-sandbox", labels)
-    yield network
-    network.remove()
-    selector = {"label": f"{TEST_LABEL}={run_id}"}
-    leftovers = [
-        *(c.name for c in client.containers.list(all=True, filters=selector)),
-        *(n.name for n in client.networks.list(filters=selector)),
-    ]
-    assert not leftovers, f"the gateway tests left these behind: {leftovers}"
 
 
 @pytest.fixture(scope="session")
@@ -115,19 +80,9 @@ def outside_network(
 
 
 @pytest.fixture(scope="session")
-def control_network(
-    client: docker.DockerClient, run_id: str, labels: dict[str, str], sandbox_network: Network
-) -> Iterator[Network]:
-    """Where the test runner reads logs; neither a sandbox nor the gateway ever joins it."""
-    network = client.networks.create(f"agt-{run_id}-control", driver="bridge", labels=labels)
-    yield network
-    network.remove()
-
-
-@pytest.fixture(scope="session")
 def api_double(
     client: docker.DockerClient,
-    agent_image: str,
+    image_ref: str,
     run_id: str,
     labels: dict[str, str],
     outside_network: Network,
@@ -135,7 +90,7 @@ def api_double(
 ) -> Iterator[ApiDouble]:
     double = start_api_double(
         client,
-        agent_image,
+        image_ref,
         name=f"agt-{run_id}-api-double",
         networks={outside_network: [DOUBLE_ALIAS]},
         control=control_network,
@@ -145,25 +100,16 @@ def api_double(
     double.container.remove(force=True)
 
 
-@pytest.fixture
-def double(api_double: ApiDouble) -> ApiDouble:
-    """The session's double with an empty script: each test loads its own."""
-    api_double.play()
-    return api_double
-
-
 @pytest.fixture(scope="session")
 def session_origins(
     client: docker.DockerClient,
-    agent_image: str,
+    image_ref: str,
     run_id: str,
     labels: dict[str, str],
     outside_network: Network,
     control_network: Network,
 ) -> Iterator[Origins]:
-    started = Origins(
-        client, agent_image, outside_network, control_network, labels, f"agt-{run_id}"
-    )
+    started = Origins(client, image_ref, outside_network, control_network, labels, f"agt-{run_id}")
     yield started
     started.remove_all()
 
@@ -253,19 +199,19 @@ def echo_gateway(session_gateways: Gateways, upstream_origin: Origin) -> Gateway
 
 @pytest.fixture(scope="session")
 def sandbox_probe(
-    client: docker.DockerClient, agent_image: str, labels: dict[str, str], sandbox_network: Network
+    client: docker.DockerClient, image_ref: str, labels: dict[str, str], sandbox_network: Network
 ) -> Iterator[Probe]:
     """curl from inside the sandbox network: where the agent stands."""
-    probe = start_probe(client, agent_image, sandbox_network, labels=labels)
+    probe = start_probe(client, image_ref, sandbox_network, labels=labels)
     yield probe
     probe.container.remove(force=True)
 
 
 @pytest.fixture(scope="session")
 def outside_probe(
-    client: docker.DockerClient, agent_image: str, labels: dict[str, str], outside_network: Network
+    client: docker.DockerClient, image_ref: str, labels: dict[str, str], outside_network: Network
 ) -> Iterator[Probe]:
     """curl from the gateway's outside network: the positive control for reachability."""
-    probe = start_probe(client, agent_image, outside_network, labels=labels)
+    probe = start_probe(client, image_ref, outside_network, labels=labels)
     yield probe
     probe.container.remove(force=True)

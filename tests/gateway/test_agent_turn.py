@@ -11,14 +11,14 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from api_double import ApiDouble, Conversation, reply, text
 from docker.models.networks import Network
 from gatewaykit import DOUBLE_ALIAS, PLACEHOLDER_KEY, REAL_KEY, Gateway
-from sandbox import AGENT_UID, Sandboxes
+from sandbox import Sandboxes
 
 import docker
 
@@ -28,7 +28,7 @@ CANARY = "agentgate-canary-" + os.urandom(8).hex()
 @pytest.fixture
 def sandboxes(
     client: docker.DockerClient,
-    agent_image: str,
+    image_ref: str,
     sandbox_network: Network,
     gateway: Gateway,
     labels: dict[str, str],
@@ -43,7 +43,7 @@ def sandboxes(
         "HTTPS_PROXY": gateway.proxy_url,
         "NO_PROXY": gateway.alias,
     }
-    box = Sandboxes(client, agent_image, sandbox_network, env, labels, "agt-gw-sandbox")
+    box = Sandboxes(client, image_ref, sandbox_network, env, labels, "agt-gw-sandbox")
     try:
         yield box
     finally:
@@ -51,14 +51,9 @@ def sandboxes(
 
 
 @pytest.fixture
-def workspace(tmp_path: Path) -> Path:
-    """The sandbox's /workspace: one file holding a canary, all owned by the agent's uid."""
-    path = tmp_path / "workspace"
-    path.mkdir()
-    (path / "notes.txt").write_text(f"{CANARY}\n")
-    for item in (path, path / "notes.txt"):
-        os.chown(item, AGENT_UID, AGENT_UID)
-    return path
+def workspace(make_workspace: Callable[..., Path]) -> Path:
+    """The sandbox's /workspace, with one file holding a canary for the key search."""
+    return make_workspace(files={"notes.txt": f"{CANARY}\n"})
 
 
 def test_claude_turn_completes_through_the_gateway_without_the_key(
