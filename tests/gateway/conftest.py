@@ -21,14 +21,14 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Protocol, TypeVar
 
 import pytest
-from api_double import ApiDouble, start_api_double
+from api_double import ALIAS, ApiDouble
 from docker.models.networks import Network
 from gatewaykit import (
     ALLOWED,
     ALLOWED_DOMAINS,
-    DOUBLE_ALIAS,
     FORBIDDEN,
     GATEWAY_UID,
     REAL_KEY,
@@ -49,6 +49,13 @@ from gatewaykit import (
 from sandbox_fixtures import *  # noqa: F403
 
 import docker
+
+
+class _Owner(Protocol):
+    def remove_all(self) -> None: ...
+
+
+OwnerT = TypeVar("OwnerT", bound=_Owner)
 
 
 @pytest.fixture(scope="session")
@@ -80,24 +87,15 @@ def outside_network(
 
 
 @pytest.fixture(scope="session")
-def api_double(
-    client: docker.DockerClient,
-    image_ref: str,
-    run_id: str,
-    labels: dict[str, str],
-    outside_network: Network,
-    control_network: Network,
-) -> Iterator[ApiDouble]:
-    double = start_api_double(
-        client,
-        image_ref,
-        name=f"agt-{run_id}-api-double",
-        networks={outside_network: [DOUBLE_ALIAS]},
-        control=control_network,
-        labels=labels,
-    )
-    yield double
-    double.container.remove(force=True)
+def api_double_networks(outside_network: Network) -> dict[Network, list[str]]:
+    """The double sits behind the gateway, where the sandbox cannot reach it."""
+    return {outside_network: [ALIAS]}
+
+
+def _until_teardown(owner: OwnerT) -> Iterator[OwnerT]:
+    """OWNER for the tests, then every container it started removed."""
+    yield owner
+    owner.remove_all()
 
 
 @pytest.fixture(scope="session")
@@ -109,17 +107,16 @@ def session_origins(
     outside_network: Network,
     control_network: Network,
 ) -> Iterator[Origins]:
-    started = Origins(client, image_ref, outside_network, control_network, labels, f"agt-{run_id}")
-    yield started
-    started.remove_all()
+    prefix = f"agt-{run_id}"
+    yield from _until_teardown(
+        Origins(client, image_ref, outside_network, control_network, labels, prefix)
+    )
 
 
 @pytest.fixture
 def origins(session_origins: Origins) -> Iterator[Origins]:
     """Origins for one test, removed after it."""
-    started = session_origins.fresh()
-    yield started
-    started.remove_all()
+    yield from _until_teardown(session_origins.fresh())
 
 
 @pytest.fixture(scope="session")
@@ -158,19 +155,16 @@ def session_gateways(
     outside_network: Network,
     sandbox_network: Network,
 ) -> Iterator[Gateways]:
-    started = Gateways(
-        client, gateway_image, outside_network, sandbox_network, labels, f"agt-{run_id}"
+    prefix = f"agt-{run_id}"
+    yield from _until_teardown(
+        Gateways(client, gateway_image, outside_network, sandbox_network, labels, prefix)
     )
-    yield started
-    started.remove_all()
 
 
 @pytest.fixture
 def gateways(session_gateways: Gateways) -> Iterator[Gateways]:
     """Gateways for one test, removed after it."""
-    started = session_gateways.fresh()
-    yield started
-    started.remove_all()
+    yield from _until_teardown(session_gateways.fresh())
 
 
 @pytest.fixture(scope="session")
@@ -181,7 +175,7 @@ def gateway(session_gateways: Gateways, api_double: ApiDouble, key_file: Path) -
     return session_gateways.start(
         {
             "ANTHROPIC_API_KEY_FILE": SECRET_TARGET,
-            "GATEWAY_UPSTREAM": f"http://{DOUBLE_ALIAS}:8080",
+            "GATEWAY_UPSTREAM": api_double.url,
             "GATEWAY_ALLOWED_DOMAINS": ALLOWED_DOMAINS,
         },
         volumes=secret_mount(key_file),

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import requests
 from docker.models.containers import Container
 from docker.models.networks import Network
 from sandbox import Sandbox, logs_of
@@ -41,8 +42,8 @@ PLACEHOLDER_KEY = "sk-ant-placeholder-" + uuid.uuid4().hex
 SECRET_TARGET = "/run/secrets/anthropic_api_key"
 
 # Names on the outside network. Behind the forward proxy: origins under allowed and forbidden
-# names; behind the model-API port: the double, or an origin that records HEAD requests too.
-DOUBLE_ALIAS = "model-api"
+# names; behind the model-API port: the double (api_double.ALIAS), or an origin that records
+# HEAD requests too.
 UPSTREAM_ALIAS = "upstream.agentgate.test"
 ALLOWED = ("allowed.agentgate.test", "deep.sub.agentgate.test")
 FORBIDDEN = ("forbidden.agentgate.test", "xsub.agentgate.test")
@@ -165,17 +166,14 @@ def wait_healthy(container: Container, timeout: float = START_TIMEOUT) -> None:
 
 
 def wait_exit(container: Container, timeout: float = EXIT_TIMEOUT) -> int:
-    deadline = time.monotonic() + timeout
-    while True:
-        container.reload()
-        if container.status in {"exited", "dead"}:
-            return int(container.attrs["State"]["ExitCode"])
-        if time.monotonic() > deadline:
-            raise AssertionError(
-                f"{container.name} still {container.status} after {timeout}s\n"
-                f"--- docker logs ---\n{logs_of(container)}"
-            )
-        time.sleep(0.05)
+    """The exit code, once the container ends (Docker's wait, bounded by TIMEOUT)."""
+    try:
+        return int(container.wait(timeout=timeout)["StatusCode"])
+    except requests.exceptions.RequestException as exc:
+        raise AssertionError(
+            f"{container.name} still running after {timeout}s ({exc})\n"
+            f"--- docker logs ---\n{logs_of(container)}"
+        ) from exc
 
 
 @dataclass

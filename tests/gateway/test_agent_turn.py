@@ -15,9 +15,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from api_double import ApiDouble, Conversation, reply, text
+from api_double import ALIAS, ApiDouble, Conversation, reply, text
 from docker.models.networks import Network
-from gatewaykit import DOUBLE_ALIAS, PLACEHOLDER_KEY, REAL_KEY, Gateway
+from gatewaykit import PLACEHOLDER_KEY, REAL_KEY, Gateway
 from sandbox import Sandboxes
 
 import docker
@@ -81,9 +81,9 @@ def test_claude_turn_completes_through_the_gateway_without_the_key(
 
     # The sandbox cannot reach the double without the gateway: the name does not resolve.
     code, _, _, _ = sandbox.exec(
-        ["curl", "-sS", "--connect-timeout", "3", f"http://{DOUBLE_ALIAS}:8080/"], timeout=30
+        ["curl", "-sS", "--connect-timeout", "3", f"http://{ALIAS}:8080/"], timeout=30
     )
-    assert code == 6, f"curl to {DOUBLE_ALIAS} directly exited {code}, expected 6 (no such host)"
+    assert code == 6, f"curl to {ALIAS} directly exited {code}, expected 6 (no such host)"
 
     # docker inspect: the placeholder is there (the search works), the key is not.
     sandbox.container.reload()

@@ -11,75 +11,25 @@ from gatewaykit import REAL_KEY, Gateways
 
 KEY = {"ANTHROPIC_API_KEY": REAL_KEY}
 
+# id, exit code, a piece of the one-line message that names the fix, environment
 CASES = [
-    pytest.param({}, 64, "set exactly one of", id="no-credential"),
-    pytest.param(
-        {"ANTHROPIC_API_KEY": "sk-a", "CLAUDE_CODE_OAUTH_TOKEN": "sk-b"},
-        64,
-        "set exactly one of them",
-        id="key-and-token",
-    ),
-    pytest.param(
-        {"ANTHROPIC_API_KEY": "sk-a", "ANTHROPIC_API_KEY_FILE": "/etc/hostname"},
-        64,
-        "set exactly one of them",
-        id="key-and-key-file",
-    ),
-    pytest.param(
-        {"ANTHROPIC_API_KEY_FILE": "/run/secrets/missing"},
-        65,
-        "mount the secret there",
-        id="missing-key-file",
-    ),
-    pytest.param(
-        {"ANTHROPIC_API_KEY": 'sk-a"; proxy_pass http://evil'},
-        65,
-        "put the bare key or token there",
-        id="key-with-config-syntax",
-    ),
-    pytest.param(
-        {**KEY, "GATEWAY_ALLOWED_DOMAINS": "github.com,https://evil.example"},
-        66,
-        "'https://evil.example' is not a domain name",
-        id="domains-url",
-    ),
-    pytest.param(
-        {**KEY, "GATEWAY_ALLOWED_DOMAINS": "github.com 10.0.0.1"},
-        66,
-        "'10.0.0.1' is not a domain name",
-        id="domains-ip",
-    ),
-    pytest.param(
-        {**KEY, "GATEWAY_ALLOWED_DOMAINS": "*.example.com"},
-        66,
-        "'*.example.com' is not a domain name",
-        id="domains-wildcard",
-    ),
-    pytest.param(
-        {**KEY, "GATEWAY_ALLOWED_DOMAINS": "example.com:443"},
-        66,
-        "'example.com:443' is not a domain name",
-        id="domains-port",
-    ),
-    pytest.param(
-        {**KEY, "GATEWAY_UPSTREAM": "https://user:secret@api.example.com"},
-        67,
-        "set it like https://api.anthropic.com",
-        id="upstream-userinfo",
-    ),
-    pytest.param(
-        {**KEY, "GATEWAY_CA_BUNDLE": "/etc/hostname"},
-        68,
-        "point GATEWAY_CA_BUNDLE at it",
-        id="ca-bundle-not-pem",
-    ),
-]
+    ("no-credential", 64, "set exactly one of", {}),
+    ("key-and-token", 64, "set exactly one of them",
+     {"ANTHROPIC_API_KEY": "sk-a", "CLAUDE_CODE_OAUTH_TOKEN": "sk-b"}),
+    ("key-and-key-file", 64, "set exactly one of them",
+     {"ANTHROPIC_API_KEY": "sk-a", "ANTHROPIC_API_KEY_FILE": "/etc/hostname"}),
+    ("missing-key-file", 65, "mount the secret there",
+     {"ANTHROPIC_API_KEY_FILE": "/run/secrets/missing"}),
+    ("key-with-config-syntax", 65, "put the bare key or token there",
+     {"ANTHROPIC_API_KEY": 'sk-a"; proxy_pass http://evil'}),
+    ("upstream-userinfo", 67, "set it like https://api.anthropic.com",
+     {**KEY, "GATEWAY_UPSTREAM": "https://user:secret@api.example.com"}),
+    ("ca-bundle-not-pem", 68, "point GATEWAY_CA_BUNDLE at it",
+     {**KEY, "GATEWAY_CA_BUNDLE": "/etc/hostname"}),
+]  # fmt: skip
 
 
-@pytest.mark.parametrize(("environment", "code", "fix"), CASES)
-def test_bad_configuration_is_refused_in_one_line(
-    environment: dict[str, str], code: int, fix: str, gateways: Gateways
-) -> None:
+def assert_refused(gateways: Gateways, environment: dict[str, str], code: int, fix: str) -> None:
     exited = gateways.run_to_exit(environment)
     assert exited.code == code, exited.logs
     lines = exited.error_lines()
@@ -90,6 +40,23 @@ def test_bad_configuration_is_refused_in_one_line(
     secrets = [environment.get(name) for name in ("ANTHROPIC_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN")]
     for secret in [*filter(None, secrets), "user:secret"]:
         assert secret not in exited.logs
+
+
+@pytest.mark.parametrize(
+    ("code", "fix", "environment"), [c[1:] for c in CASES], ids=[c[0] for c in CASES]
+)
+def test_bad_configuration_is_refused_in_one_line(
+    code: int, fix: str, environment: dict[str, str], gateways: Gateways
+) -> None:
+    assert_refused(gateways, environment, code, fix)
+
+
+@pytest.mark.parametrize(
+    "entry", ["https://evil.example", "10.0.0.1", "*.example.com", "example.com:443", "localhost"]
+)
+def test_a_malformed_allowlist_is_refused_in_one_line(entry: str, gateways: Gateways) -> None:
+    environment = {**KEY, "GATEWAY_ALLOWED_DOMAINS": f"github.com, {entry}"}
+    assert_refused(gateways, environment, 66, f"'{entry}' is not a domain name")
 
 
 def test_no_writable_tmp_is_refused(gateways: Gateways) -> None:

@@ -13,7 +13,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from api_double import ApiDouble, Conversation, reply, text, tool
+from api_double import ALIAS, ApiDouble, Conversation, reply, text, tool
 from gatewaykit import (
     PLACEHOLDER_KEY,
     REAL_KEY,
@@ -74,7 +74,7 @@ def test_request_reaches_upstream_with_the_real_key_only(
     assert PLACEHOLDER_KEY not in json.dumps(seen)
     assert headers["anthropic-version"] == "2023-06-01"
     assert headers["anthropic-beta"] == "agentgate-test-2025"
-    assert headers["host"] == "model-api:8080"
+    assert headers["host"] == f"{ALIAS}:8080"
     assert seen["path"] == MESSAGES
 
 
@@ -95,9 +95,7 @@ def test_oauth_token_goes_upstream_as_bearer(
         secret.chmod(0o444)
         value = "/run/secrets/claude_code_oauth_token"
         settings["volumes"] = {str(secret): {"bind": value, "mode": "ro"}}
-    gateway = gateways.start(
-        {variable: value, "GATEWAY_UPSTREAM": "http://model-api:8080"}, **settings
-    )
+    gateway = gateways.start({variable: value, "GATEWAY_UPSTREAM": double.url}, **settings)
     double.play(Conversation([reply(text("oauth ok"))], marker="oauth"), api_key=token)
     result = sandbox_probe.curl(
         *post(

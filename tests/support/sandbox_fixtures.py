@@ -89,19 +89,26 @@ def control_network(
 
 
 @pytest.fixture(scope="session")
+def api_double_networks(sandbox_network: Network) -> dict[Network, list[str]]:
+    """Where the double answers, with its DNS aliases: on the sandbox's own network. A suite
+    whose sandboxes reach the API only through a gateway overrides this (tests/gateway)."""
+    return {sandbox_network: [ALIAS]}
+
+
+@pytest.fixture(scope="session")
 def api_double(
     client: docker.DockerClient,
     image_ref: str,
     run_id: str,
     labels: dict[str, str],
-    sandbox_network: Network,
+    api_double_networks: dict[Network, list[str]],
     control_network: Network,
 ) -> Iterator[ApiDouble]:
     double = start_api_double(
         client,
         image_ref,
         name=f"agt-{run_id}-api-double",
-        networks={sandbox_network: [ALIAS]},
+        networks=api_double_networks,
         control=control_network,
         labels=labels,
     )
