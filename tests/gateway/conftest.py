@@ -40,6 +40,7 @@ from gatewaykit import (
     Origin,
     Origins,
     Probe,
+    Testbed,
     secret_mount,
     start_probe,
 )
@@ -47,6 +48,7 @@ from gatewaykit import (
 # client, image_ref (AGENT_IMAGE), labels, sandbox_network, control_network, double,
 # make_workspace; run_id and api_double are redefined below.
 from sandbox_fixtures import *  # noqa: F403
+from sandbox_fixtures import image_from_env
 
 import docker
 
@@ -60,14 +62,8 @@ OwnerT = TypeVar("OwnerT", bound=_Owner)
 
 @pytest.fixture(scope="session")
 def gateway_image(client: docker.DockerClient) -> str:
-    ref = os.environ.get("GATEWAY_IMAGE")
-    if not ref:
-        pytest.fail("GATEWAY_IMAGE is not set: run `nox -s gateway`, or build it and set it")
-    try:
-        client.images.get(ref)
-    except docker.errors.ImageNotFound:
-        pytest.fail(f"GATEWAY_IMAGE={ref} is not in the local image store; build or load it")
-    return ref
+    how = "run `nox -s gateway`, or build docker/Dockerfile.gateway and set it"
+    return image_from_env(client, "GATEWAY_IMAGE", how)
 
 
 @pytest.fixture(scope="session")
@@ -99,18 +95,25 @@ def _until_teardown(owner: OwnerT) -> Iterator[OwnerT]:
 
 
 @pytest.fixture(scope="session")
-def session_origins(
+def testbed(
     client: docker.DockerClient,
     image_ref: str,
+    gateway_image: str,
     run_id: str,
     labels: dict[str, str],
+    sandbox_network: Network,
     outside_network: Network,
     control_network: Network,
-) -> Iterator[Origins]:
-    prefix = f"agt-{run_id}"
-    yield from _until_teardown(
-        Origins(client, image_ref, outside_network, control_network, labels, prefix)
-    )
+) -> Testbed:
+    return Testbed(
+        client, image_ref, gateway_image, sandbox_network, outside_network, control_network,
+        labels, f"agt-{run_id}",
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def session_origins(testbed: Testbed) -> Iterator[Origins]:
+    yield from _until_teardown(Origins(testbed))
 
 
 @pytest.fixture
@@ -147,18 +150,8 @@ def key_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def session_gateways(
-    client: docker.DockerClient,
-    gateway_image: str,
-    run_id: str,
-    labels: dict[str, str],
-    outside_network: Network,
-    sandbox_network: Network,
-) -> Iterator[Gateways]:
-    prefix = f"agt-{run_id}"
-    yield from _until_teardown(
-        Gateways(client, gateway_image, outside_network, sandbox_network, labels, prefix)
-    )
+def session_gateways(testbed: Testbed) -> Iterator[Gateways]:
+    yield from _until_teardown(Gateways(testbed))
 
 
 @pytest.fixture
@@ -192,20 +185,16 @@ def echo_gateway(session_gateways: Gateways, upstream_origin: Origin) -> Gateway
 
 
 @pytest.fixture(scope="session")
-def sandbox_probe(
-    client: docker.DockerClient, image_ref: str, labels: dict[str, str], sandbox_network: Network
-) -> Iterator[Probe]:
+def sandbox_probe(testbed: Testbed) -> Iterator[Probe]:
     """curl from inside the sandbox network: where the agent stands."""
-    probe = start_probe(client, image_ref, sandbox_network, labels=labels)
+    probe = start_probe(testbed, testbed.sandbox)
     yield probe
     probe.container.remove(force=True)
 
 
 @pytest.fixture(scope="session")
-def outside_probe(
-    client: docker.DockerClient, image_ref: str, labels: dict[str, str], outside_network: Network
-) -> Iterator[Probe]:
+def outside_probe(testbed: Testbed) -> Iterator[Probe]:
     """curl from the gateway's outside network: the positive control for reachability."""
-    probe = start_probe(client, image_ref, outside_network, labels=labels)
+    probe = start_probe(testbed, testbed.outside)
     yield probe
     probe.container.remove(force=True)

@@ -63,6 +63,21 @@ GATEWAY_SETTINGS: dict[str, Any] = {
 }
 
 
+@dataclass(frozen=True)
+class Testbed:
+    """What every container of one test run shares: Docker, the images, the networks, the
+    labels that mark the run, and the prefix of every container name."""
+
+    client: docker.DockerClient
+    agent_image: str  # curl and python3 for probes, origins and the double
+    gateway_image: str
+    sandbox: Network
+    outside: Network
+    control: Network
+    labels: Mapping[str, str]
+    prefix: str
+
+
 @dataclass
 class Gateway:
     container: Container
@@ -90,45 +105,30 @@ class Exited:
 
 
 class Gateways:
-    """Starts gateways for one test and removes every one of them after."""
+    """Starts gateways (each test gets its own set) and removes every one of them after."""
 
-    def __init__(
-        self,
-        client: docker.DockerClient,
-        image: str,
-        outside: Network,
-        sandbox: Network,
-        labels: Mapping[str, str],
-        prefix: str,
-    ) -> None:
-        self.client = client
-        self.image = image
-        self.outside = outside
-        self.sandbox = sandbox
-        self.labels = dict(labels)
-        self.prefix = prefix
+    def __init__(self, testbed: Testbed) -> None:
+        self.testbed = testbed
         self.containers: list[Container] = []
 
     def fresh(self) -> Gateways:
-        """Another set with the same image, networks and labels (for one test's gateways)."""
-        return Gateways(
-            self.client, self.image, self.outside, self.sandbox, self.labels, self.prefix
-        )
+        return Gateways(self.testbed)
 
     def create(self, environment: Mapping[str, str], **overrides: Any) -> Gateway:
         """A created, not yet started gateway on both networks; `alias` names it in the sandbox."""
+        bed = self.testbed
         alias = f"gw-{uuid.uuid4().hex[:8]}"
         settings = {**GATEWAY_SETTINGS, **overrides}
-        container = self.client.containers.create(
-            self.image,
-            name=f"{self.prefix}-{alias}",
+        container = bed.client.containers.create(
+            bed.gateway_image,
+            name=f"{bed.prefix}-{alias}",
             environment=dict(environment),
-            labels=self.labels,
-            network=self.outside.name,
+            labels=dict(bed.labels),
+            network=bed.outside.name,
             **settings,
         )
         self.containers.append(container)
-        self.sandbox.connect(container, aliases=[alias])
+        bed.sandbox.connect(container, aliases=[alias])
         return Gateway(container, alias)
 
     def start(self, environment: Mapping[str, str], **overrides: Any) -> Gateway:
@@ -216,22 +216,20 @@ class Probe(Sandbox):
         return out
 
 
-def start_probe(
-    client: docker.DockerClient, image: str, network: Network, *, labels: Mapping[str, str]
-) -> Probe:
+def start_probe(testbed: Testbed, network: Network) -> Probe:
     """A keep-alive probe on NETWORK, unprivileged and read-only like everything here."""
-    container = client.containers.run(
-        image,
+    container = testbed.client.containers.run(
+        testbed.agent_image,
         ["sleep", "infinity"],
         entrypoint=[],
         detach=True,
-        name=f"{network.name}-probe-{uuid.uuid4().hex[:6]}",
+        name=f"{testbed.prefix}-probe-{uuid.uuid4().hex[:6]}",
         user="65534:65534",
         read_only=True,
         cap_drop=["ALL"],
         security_opt=["no-new-privileges"],
         network=network.name,
-        labels=dict(labels),
+        labels=dict(testbed.labels),
         healthcheck={"test": ["NONE"]},
     )
     return Probe(container)
@@ -274,41 +272,30 @@ def secret_mount(path: Path) -> dict[str, dict[str, str]]:
 class Origins:
     """Starts origin servers on the outside network (plus control) and removes them after."""
 
-    def __init__(
-        self,
-        client: docker.DockerClient,
-        image: str,
-        outside: Network,
-        control: Network,
-        labels: Mapping[str, str],
-        prefix: str,
-    ) -> None:
-        self.client, self.image, self.outside, self.control = client, image, outside, control
-        self.labels, self.prefix = dict(labels), prefix
+    def __init__(self, testbed: Testbed) -> None:
+        self.testbed = testbed
         self.started: list[Origin] = []
 
     def fresh(self) -> Origins:
-        """Another set on the same networks (for one test's origins)."""
-        return Origins(
-            self.client, self.image, self.outside, self.control, self.labels, self.prefix
-        )
+        return Origins(self.testbed)
 
     def start(
         self, name: str, aliases: tuple[str, ...], *, tls: Mapping[str, str] | None = None
     ) -> Origin:
         """Origin NAME answering under ALIASES on ORIGIN_PORTS (HTTPS with TLS's PEM env)."""
+        bed = self.testbed
         container = start_script_container(
-            self.client,
-            self.image,
+            bed.client,
+            bed.agent_image,
             ORIGIN,
             [name, *(["--tls"] if tls else []), *map(str, ORIGIN_PORTS)],
-            name=f"{self.prefix}-origin-{name}-{uuid.uuid4().hex[:6]}",
-            networks={self.outside: aliases, self.control: ()},
-            labels=self.labels,
+            name=f"{bed.prefix}-origin-{name}-{uuid.uuid4().hex[:6]}",
+            networks={bed.outside: aliases, bed.control: ()},
+            labels=bed.labels,
             environment=dict(tls or {}),
             tmpfs={"/tmp": "size=1m"},
         )
-        origin = Origin(container, address_on(container, self.control))
+        origin = Origin(container, address_on(container, bed.control))
         self.started.append(origin)
         origin.wait_ready()
         return origin
