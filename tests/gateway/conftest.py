@@ -21,7 +21,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Protocol, TypeVar
+from typing import Any
 
 import pytest
 from api_double import ALIAS, ApiDouble
@@ -53,13 +53,6 @@ from sandbox_fixtures import image_from_env
 import docker
 
 
-class _Owner(Protocol):
-    def remove_all(self) -> None: ...
-
-
-OwnerT = TypeVar("OwnerT", bound=_Owner)
-
-
 @pytest.fixture(scope="session")
 def gateway_image(client: docker.DockerClient) -> str:
     how = "run `nox -s gateway`, or build docker/Dockerfile.gateway and set it"
@@ -88,12 +81,6 @@ def api_double_networks(outside_network: Network) -> dict[Network, list[str]]:
     return {outside_network: [ALIAS]}
 
 
-def _until_teardown(owner: OwnerT) -> Iterator[OwnerT]:
-    """OWNER for the tests, then every container it started removed."""
-    yield owner
-    owner.remove_all()
-
-
 @pytest.fixture(scope="session")
 def testbed(
     client: docker.DockerClient,
@@ -111,15 +98,23 @@ def testbed(
     )  # fmt: skip
 
 
-@pytest.fixture(scope="session")
-def session_origins(testbed: Testbed) -> Iterator[Origins]:
-    yield from _until_teardown(Origins(testbed))
+def _container_set(name: str, kind: type[Origins] | type[Gateways], scope: str) -> Any:
+    """Fixture NAME: an empty KIND on the testbed, and all it started removed after."""
+
+    @pytest.fixture(scope=scope, name=name)
+    def fixture(testbed: Testbed) -> Iterator[Origins | Gateways]:
+        started = kind(testbed)
+        yield started
+        started.remove_all()
+
+    return fixture
 
 
-@pytest.fixture
-def origins(session_origins: Origins) -> Iterator[Origins]:
-    """Origins for one test, removed after it."""
-    yield from _until_teardown(session_origins.fresh())
+# The session's origins and gateways (the ones fixtures below start), and each test's own.
+session_origins = _container_set("session_origins", Origins, "session")
+origins = _container_set("origins", Origins, "function")
+session_gateways = _container_set("session_gateways", Gateways, "session")
+gateways = _container_set("gateways", Gateways, "function")
 
 
 @pytest.fixture(scope="session")
@@ -147,17 +142,6 @@ def key_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     os.chown(path, GATEWAY_UID, GATEWAY_UID)
     path.chmod(0o400)
     return path
-
-
-@pytest.fixture(scope="session")
-def session_gateways(testbed: Testbed) -> Iterator[Gateways]:
-    yield from _until_teardown(Gateways(testbed))
-
-
-@pytest.fixture
-def gateways(session_gateways: Gateways) -> Iterator[Gateways]:
-    """Gateways for one test, removed after it."""
-    yield from _until_teardown(session_gateways.fresh())
 
 
 @pytest.fixture(scope="session")

@@ -105,14 +105,11 @@ class Exited:
 
 
 class Gateways:
-    """Starts gateways (each test gets its own set) and removes every one of them after."""
+    """Starts gateways and removes every one of them after."""
 
     def __init__(self, testbed: Testbed) -> None:
         self.testbed = testbed
         self.containers: list[Container] = []
-
-    def fresh(self) -> Gateways:
-        return Gateways(self.testbed)
 
     def create(self, environment: Mapping[str, str], **overrides: Any) -> Gateway:
         """A created, not yet started gateway on both networks; `alias` names it in the sandbox."""
@@ -275,9 +272,6 @@ class Origins:
     def __init__(self, testbed: Testbed) -> None:
         self.testbed = testbed
         self.started: list[Origin] = []
-
-    def fresh(self) -> Origins:
-        return Origins(self.testbed)
 
     def start(
         self, name: str, aliases: tuple[str, ...], *, tls: Mapping[str, str] | None = None
