@@ -46,7 +46,7 @@ from gatewaykit import (
 )
 
 # client, image_ref (AGENT_IMAGE), labels, sandbox_network, control_network, double,
-# make_workspace; run_id and api_double are redefined below.
+# make_workspace; run_id and api_double_networks are redefined below.
 from sandbox_fixtures import *  # noqa: F403
 from sandbox_fixtures import image_from_env
 
