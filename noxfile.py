@@ -19,12 +19,15 @@ nox.options.sessions = ["lint", "shellcheck", "unit"]
 ROOT = Path(__file__).parent
 SHELL_FILES = sorted(
     str(path.relative_to(ROOT))
-    for path in [*ROOT.glob("docker/*.sh"), *ROOT.glob("scripts/*.sh"), ROOT / ".ci/run"]
+    for path in [*ROOT.glob("docker/**/*.sh"), *ROOT.glob("scripts/*.sh"), ROOT / ".ci/run"]
 )
+DOCKERFILES = ["docker/Dockerfile.agent", "docker/Dockerfile.gateway"]
 # The image the image session builds and tests; set AGENT_IMAGE to test another one.
 DEV_IMAGE = "agentgate/agent:dev"
 # These hosts cannot pull Alpine packages; slim is the variant built and run here.
 TEST_VARIANT = os.environ.get("AGENT_VARIANT", "slim")
+# The gateway image the gateway session builds and tests; set GATEWAY_IMAGE to test another.
+GATEWAY_DEV_IMAGE = "agentgate/gateway:dev"
 
 
 def _install_test(session: nox.Session) -> None:
@@ -33,11 +36,11 @@ def _install_test(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """Ruff (lint and format) on the Python code, hadolint on the Dockerfile."""
+    """Ruff (lint and format) on the Python code, hadolint on the Dockerfiles."""
     session.install("-e", ".[lint]")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
-    session.run("hadolint", "docker/Dockerfile.agent")
+    session.run("hadolint", *DOCKERFILES)
 
 
 @nox.session
@@ -85,6 +88,22 @@ def security(session: nox.Session) -> None:
     _install_test(session)
     image_ref = _image_under_test(session)
     session.run("pytest", "tests/security", *session.posargs, env={"AGENT_IMAGE": image_ref})
+
+
+@nox.session(default=False)
+def gateway(session: nox.Session) -> None:
+    """Build the egress gateway image and test it with real traffic (agent image for probes)."""
+    _install_test(session)
+    gateway_ref = os.environ.get("GATEWAY_IMAGE")
+    if not gateway_ref:
+        gateway_ref = GATEWAY_DEV_IMAGE
+        session.run(
+            "docker", "buildx", "build", "-f", "docker/Dockerfile.gateway",
+            "--load", "-t", gateway_ref, ".",
+            external=True,
+        )  # fmt: skip
+    env = {"GATEWAY_IMAGE": gateway_ref, "AGENT_IMAGE": _image_under_test(session)}
+    session.run("pytest", "tests/gateway", *session.posargs, env=env)
 
 
 @nox.session(default=False)

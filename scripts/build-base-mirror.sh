@@ -1,17 +1,20 @@
 #!/usr/bin/env bash
-# Build a faithful node:<major>-bookworm-slim offline and push it to the local registry mirror.
+# Build faithful debian:bookworm-slim and node:<major>-bookworm-slim images offline and push
+# them to the local registry mirror.
 #
-# Docker Hub is unreachable on our CI hosts, so `FROM node:20-bookworm-slim` resolves through
-# the daemon's registry mirror (127.0.0.1:5000). This script fills that mirror with an
-# equivalent of the official image, built only from Debian packages and npm packages:
-#   - a debootstrap --variant=minbase bookworm root, slimmed the way debian:bookworm-slim is
-#     (dpkg path excludes for docs, man pages and locales; no apt lists);
-#   - the official Node.js binary (npm package node-linux-<arch>), npm and yarn, laid out as
-#     the official image lays them out under /usr/local and /opt;
-#   - user and group `node` with UID/GID 1000, and the image's ENTRYPOINT/CMD/ENV.
+# Docker Hub is unreachable on our CI hosts, so `FROM node:20-bookworm-slim` (the agent image)
+# and `FROM debian:bookworm-slim` (the gateway image) resolve through the daemon's registry
+# mirror (127.0.0.1:5000). This script fills that mirror with equivalents of the official
+# images, built only from Debian packages and npm packages:
+#   - debian:bookworm-slim: a debootstrap --variant=minbase bookworm root, slimmed the way the
+#     official image is (dpkg path excludes for docs, man pages and locales; no apt lists);
+#   - node: that same root plus the official Node.js binary (npm package node-linux-<arch>),
+#     npm and yarn, laid out as the official image lays them out under /usr/local and /opt;
+#     user and group `node` with UID/GID 1000, and the image's ENTRYPOINT/CMD/ENV.
 # One image per platform is imported and pushed, then a manifest list ties them under the
-# tags <major>-bookworm-slim and <full version>-bookworm-slim. Idempotent: tags already in the
-# mirror are left alone unless FORCE=1.
+# tags bookworm-slim (debian) and <major>-bookworm-slim, <full version>-bookworm-slim (node).
+# Idempotent: an image whose tags the mirror already serves for every platform is left alone
+# unless FORCE=1, and a root is built only when one of the two images is missing.
 #
 # Environment:
 #   NODE_VERSION     full Node.js version (default 20.20.2)
@@ -33,22 +36,34 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 : "${MIRROR:=127.0.0.1:5000}"
 : "${FORCE:=0}"
 
-repo="$MIRROR/library/node"
 major=${NODE_VERSION%%.*}
-tags=("$major-bookworm-slim" "$NODE_VERSION-bookworm-slim")
+debian_repo=library/debian
+debian_tags=(bookworm-slim)
+node_repo=library/node
+node_tags=("$major-bookworm-slim" "$NODE_VERSION-bookworm-slim")
+# Which images this run builds; set by main from what the mirror lacks.
+want_debian=0
+want_node=0
 
-# manifest_list_has TAG PLATFORM...: the mirror already serves TAG for every PLATFORM.
+# mirror_has REPO TAG: the mirror already serves REPO:TAG for every platform in PLATFORMS.
 mirror_has() {
-	local tag=$1
-	shift
-	local index
+	local repo=$1 tag=$2 index platform
 	index=$(curl -fs --max-time 5 \
 		-H 'Accept: application/vnd.docker.distribution.manifest.list.v2+json' \
 		-H 'Accept: application/vnd.oci.image.index.v1+json' \
-		"http://$MIRROR/v2/library/node/manifests/$tag" 2>/dev/null) || return 1
-	local platform
-	for platform in "$@"; do
+		"http://$MIRROR/v2/$repo/manifests/$tag" 2>/dev/null) || return 1
+	for platform in $PLATFORMS; do
 		grep -q "\"architecture\":\"${platform#linux/}\"" <<<"${index// /}" || return 1
+	done
+}
+
+# mirror_serves REPO TAG...: every TAG of REPO is there (FORCE=1 pretends none is).
+mirror_serves() {
+	local repo=$1 tag
+	shift
+	[[ $FORCE != 1 ]] || return 1
+	for tag in "$@"; do
+		mirror_has "$repo" "$tag" || return 1
 	done
 }
 
@@ -133,47 +148,73 @@ add_node() {
 	chmod 0755 "$root/usr/local/bin/docker-entrypoint.sh"
 }
 
+# push_root ROOT PLATFORM REF CHANGE...: import ROOT as a PLATFORM image (Dockerfile CHANGEs
+# applied) under REF, and push it.
+push_root() {
+	local root=$1 platform=$2 ref=$3
+	shift 3
+	local changes=() change
+	for change in "$@"; do
+		changes+=(--change "$change")
+	done
+	log "import and push $ref"
+	tar -C "$root" -c . | docker import --platform "$platform" "${changes[@]}" - "$ref" >/dev/null
+	docker push --quiet "$ref" >/dev/null
+}
+
 build_platform() {
 	local platform=$1 arch=${1#linux/} root
-	root=$(mktemp -d /var/tmp/node-rootfs.XXXXXX)
+	local path='ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
+	root=$(mktemp -d /var/tmp/bookworm-rootfs.XXXXXX)
 	log "debootstrap bookworm for $platform"
 	# Minbase is what debian:bookworm-slim starts from; the archive is the host's own.
 	debootstrap --variant=minbase --arch="$arch" bookworm "$root" "$(debian_archive_url)" >/dev/null
 	slimify "$root"
-	add_node "$root" "${arch/amd64/x64}"
-	log "import and push $repo:${tags[0]}-$arch"
-	tar -C "$root" -c . | docker import --platform "$platform" \
-		--change "ENV NODE_VERSION=$NODE_VERSION" \
-		--change "ENV YARN_VERSION=$YARN_VERSION" \
-		--change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
-		--change 'ENTRYPOINT ["docker-entrypoint.sh"]' \
-		--change 'CMD ["node"]' \
-		- "$repo:${tags[0]}-$arch" >/dev/null
-	docker push --quiet "$repo:${tags[0]}-$arch" >/dev/null
+	if ((want_debian)); then
+		push_root "$root" "$platform" "$MIRROR/$debian_repo:${debian_tags[0]}-$arch" \
+			"$path" 'CMD ["bash"]'
+	fi
+	if ((want_node)); then
+		add_node "$root" "${arch/amd64/x64}"
+		push_root "$root" "$platform" "$MIRROR/$node_repo:${node_tags[0]}-$arch" \
+			"ENV NODE_VERSION=$NODE_VERSION" "ENV YARN_VERSION=$YARN_VERSION" "$path" \
+			'ENTRYPOINT ["docker-entrypoint.sh"]' 'CMD ["node"]'
+	fi
 	rm -rf "$root"
+}
+
+# publish_list REPO TAG...: one manifest list per TAG over the per-platform images of REPO,
+# which build_platform pushed as <first TAG>-<arch>.
+publish_list() {
+	local repo=$1 tag platform members=()
+	shift
+	for platform in $PLATFORMS; do
+		members+=("$MIRROR/$repo:$1-${platform#linux/}")
+	done
+	for tag in "$@"; do
+		docker manifest rm "$MIRROR/$repo:$tag" >/dev/null 2>&1 || :  # no local list yet is fine
+		docker manifest create --insecure "$MIRROR/$repo:$tag" "${members[@]}" >/dev/null
+		docker manifest push --insecure --purge "$MIRROR/$repo:$tag" >/dev/null
+		log "pushed $MIRROR/$repo:$tag ($PLATFORMS)"
+	done
 }
 
 main() {
 	require_root
 	docker info >/dev/null 2>&1 || die "Docker Engine not reachable; run scripts/provision-docker-engine.sh first"
-	# shellcheck disable=SC2086  # PLATFORMS is a word list
-	if [[ $FORCE != 1 ]] && mirror_has "${tags[0]}" $PLATFORMS && mirror_has "${tags[1]}" $PLATFORMS; then
-		log "mirror already serves node:${tags[0]} for $PLATFORMS"
+	mirror_serves "$debian_repo" "${debian_tags[@]}" || want_debian=1
+	mirror_serves "$node_repo" "${node_tags[@]}" || want_node=1
+	if ((!want_debian && !want_node)); then
+		log "mirror already serves debian:${debian_tags[0]} and node:${node_tags[0]} for $PLATFORMS"
 		return 0
 	fi
 	install_tools
-	local platform members=()
+	local platform
 	for platform in $PLATFORMS; do
 		build_platform "$platform"
-		members+=("$repo:${tags[0]}-${platform#linux/}")
 	done
-	local tag
-	for tag in "${tags[@]}"; do
-		docker manifest rm "$repo:$tag" >/dev/null 2>&1 || :  # no local list yet is fine
-		docker manifest create --insecure "$repo:$tag" "${members[@]}" >/dev/null
-		docker manifest push --insecure --purge "$repo:$tag" >/dev/null
-		log "pushed $repo:$tag ($PLATFORMS)"
-	done
+	((!want_debian)) || publish_list "$debian_repo" "${debian_tags[@]}"
+	((!want_node)) || publish_list "$node_repo" "${node_tags[@]}"
 }
 
 main "$@"

@@ -38,16 +38,22 @@ def client() -> Iterator[docker.DockerClient]:
     client.close()
 
 
-@pytest.fixture(scope="session")
-def image_ref(client: docker.DockerClient) -> str:
-    ref = os.environ.get("AGENT_IMAGE")
+def image_from_env(client: docker.DockerClient, variable: str, how: str) -> str:
+    """The image VARIABLE names, which must be in the local image store (HOW says how to set
+    it); a missing one fails the run, never skips it."""
+    ref = os.environ.get(variable)
     if not ref:
-        pytest.fail("AGENT_IMAGE is not set: run `nox -s e2e`, or build and set AGENT_IMAGE")
+        pytest.fail(f"{variable} is not set: {how}")
     try:
         client.images.get(ref)
     except docker.errors.ImageNotFound:
-        pytest.fail(f"AGENT_IMAGE={ref} is not in the local image store; build or load it first")
+        pytest.fail(f"{variable}={ref} is not in the local image store; build or load it first")
     return ref
+
+
+@pytest.fixture(scope="session")
+def image_ref(client: docker.DockerClient) -> str:
+    return image_from_env(client, "AGENT_IMAGE", "run `nox -s e2e`, or build and set AGENT_IMAGE")
 
 
 @pytest.fixture(scope="session")
@@ -89,19 +95,26 @@ def control_network(
 
 
 @pytest.fixture(scope="session")
+def api_double_networks(sandbox_network: Network) -> dict[Network, list[str]]:
+    """Where the double answers, with its DNS aliases: on the sandbox's own network. A suite
+    whose sandboxes reach the API only through a gateway overrides this (tests/gateway)."""
+    return {sandbox_network: [ALIAS]}
+
+
+@pytest.fixture(scope="session")
 def api_double(
     client: docker.DockerClient,
     image_ref: str,
     run_id: str,
     labels: dict[str, str],
-    sandbox_network: Network,
+    api_double_networks: dict[Network, list[str]],
     control_network: Network,
 ) -> Iterator[ApiDouble]:
     double = start_api_double(
         client,
         image_ref,
         name=f"agt-{run_id}-api-double",
-        networks={sandbox_network: [ALIAS]},
+        networks=api_double_networks,
         control=control_network,
         labels=labels,
     )

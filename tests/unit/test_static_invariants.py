@@ -1,4 +1,4 @@
-"""Invariants of docker/Dockerfile.agent, .dockerignore and docker-compose.yml, read as text.
+"""Invariants of the Dockerfiles, .dockerignore and docker-compose.yml, read as text.
 
 These hold for every variant and need no Docker: a regression here (a `# syntax=` line, a
 shell-form ENTRYPOINT, a root USER, the scripts copied before the CLI) fails in milliseconds
@@ -18,6 +18,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 DOCKERFILE = REPO / "docker" / "Dockerfile.agent"
+GATEWAY_DOCKERFILE = REPO / "docker" / "Dockerfile.gateway"
 DOCKERIGNORE = REPO / ".dockerignore"
 COMPOSE = REPO / "docker-compose.yml"
 
@@ -87,9 +88,15 @@ def runtime(dockerfile_text: str) -> list[Instruction]:
 # --- Dockerfile -----------------------------------------------------------------------------
 
 
-def test_no_syntax_directive(dockerfile_text: str) -> None:
+@pytest.fixture(scope="module")
+def gateway_runtime() -> list[Instruction]:
+    return final_stage(parse_dockerfile(GATEWAY_DOCKERFILE.read_text()))
+
+
+@pytest.mark.parametrize("dockerfile", [DOCKERFILE, GATEWAY_DOCKERFILE], ids=lambda p: p.name)
+def test_no_syntax_directive(dockerfile: Path) -> None:
     # A `# syntax=` parser directive makes BuildKit pull a frontend image: fails offline.
-    for number, line in enumerate(dockerfile_text.splitlines(), start=1):
+    for number, line in enumerate(dockerfile.read_text().splitlines(), start=1):
         assert not re.match(r"^\s*#\s*syntax\s*=", line, re.IGNORECASE), (
             f"line {number}: {line!r} pulls a frontend image; the built-in frontend suffices"
         )
@@ -246,6 +253,32 @@ def test_managed_settings_lock_out_repository_commands() -> None:
         assert managed[helper] == "", f"{helper} must be blanked so no settings file can set it"
 
 
+# --- docker/Dockerfile.gateway --------------------------------------------------------------
+
+
+def test_gateway_runs_its_supervisor_under_tini_as_uid_1100(gateway_runtime: list[Instruction]):
+    (entrypoint,) = [ins for ins in gateway_runtime if ins.keyword == "ENTRYPOINT"]
+    assert json.loads(entrypoint.args) == ["tini", "--", "gateway-entrypoint.sh"]
+    users = [ins for ins in gateway_runtime if ins.keyword == "USER"]
+    assert users, "the gateway never leaves root"
+    assert users[-1].args == "1100:1100", str(users[-1])
+    (check,) = [ins for ins in gateway_runtime if ins.keyword == "HEALTHCHECK"]
+    assert "--start-interval=" in check.args, str(check)
+    assert json.loads(check.args.split(" CMD ", 1)[1]) == ["gateway-healthcheck.sh"]
+
+
+def test_gateway_builds_from_debian_slim_and_copies_single_files() -> None:
+    instructions = parse_dockerfile(GATEWAY_DOCKERFILE.read_text())
+    first = instructions[0]
+    assert (first.keyword, first.args) == ("ARG", "BASE_IMAGE=debian:bookworm-slim"), str(first)
+    for ins in instructions:
+        assert ins.keyword != "ADD", f"{ins}: use COPY"
+        if ins.keyword == "COPY":
+            for src in _copy_sources(ins)[1]:
+                assert src.startswith("docker/gateway/"), str(ins)
+                assert not any(c in src for c in "*?["), f"{ins}: no globs, single files"
+
+
 # --- .dockerignore --------------------------------------------------------------------------
 
 
@@ -261,15 +294,18 @@ def test_dockerignore_is_an_allow_list() -> None:
     assert all(p.startswith("!") for p in patterns[1:]), patterns
 
 
-def test_dockerignore_allows_exactly_what_the_dockerfile_copies(runtime: list[Instruction]):
+def test_dockerignore_allows_exactly_what_the_dockerfiles_copy(
+    runtime: list[Instruction], gateway_runtime: list[Instruction]
+):
+    # One build context serves both Dockerfiles, so the allow-list is the union of their COPYs.
     copied = {
         src
-        for ins in runtime
+        for ins in [*runtime, *gateway_runtime]
         if ins.keyword == "COPY" and "from" not in _copy_sources(ins)[0]
         for src in _copy_sources(ins)[1]
     }
     allowed = {p[1:] for p in _dockerignore_patterns()[1:]}
-    assert allowed == copied, f"allowed {sorted(allowed)} but the Dockerfile copies {copied}"
+    assert allowed == copied, f"allowed {sorted(allowed)} but the Dockerfiles copy {copied}"
 
 
 # --- docker-compose.yml ---------------------------------------------------------------------
