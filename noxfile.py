@@ -74,26 +74,8 @@ def image(session: nox.Session) -> None:
     session.run("pytest", "tests/image", *session.posargs, env={"AGENT_IMAGE": image_ref})
 
 
-@nox.session(default=False)
-def e2e(session: nox.Session) -> None:
-    """Real Claude Code turns in hardened sandboxes against a local Messages API double."""
-    _install_test(session)
-    image_ref = _image_under_test(session)
-    session.run("pytest", "tests/e2e", *session.posargs, env={"AGENT_IMAGE": image_ref})
-
-
-@nox.session(default=False)
-def security(session: nox.Session) -> None:
-    """The red-team suite: each attack on the sandbox performed, and shown to fail."""
-    _install_test(session)
-    image_ref = _image_under_test(session)
-    session.run("pytest", "tests/security", *session.posargs, env={"AGENT_IMAGE": image_ref})
-
-
-@nox.session(default=False)
-def gateway(session: nox.Session) -> None:
-    """Build the egress gateway image and test it with real traffic (agent image for probes)."""
-    _install_test(session)
+def _gateway_under_test(session: nox.Session) -> str:
+    """GATEWAY_IMAGE if set, else the gateway image built now with buildx."""
     gateway_ref = os.environ.get("GATEWAY_IMAGE")
     if not gateway_ref:
         gateway_ref = GATEWAY_DEV_IMAGE
@@ -102,8 +84,32 @@ def gateway(session: nox.Session) -> None:
             "--load", "-t", gateway_ref, ".",
             external=True,
         )  # fmt: skip
-    env = {"GATEWAY_IMAGE": gateway_ref, "AGENT_IMAGE": _image_under_test(session)}
-    session.run("pytest", "tests/gateway", *session.posargs, env=env)
+    return gateway_ref
+
+
+def _sandbox_suite(session: nox.Session, path: str) -> None:
+    """A suite that runs agent sandboxes behind the gateway: both images under test."""
+    _install_test(session)
+    env = {"AGENT_IMAGE": _image_under_test(session), "GATEWAY_IMAGE": _gateway_under_test(session)}
+    session.run("pytest", path, *session.posargs, env=env)
+
+
+@nox.session(default=False)
+def e2e(session: nox.Session) -> None:
+    """Real Claude Code turns in hardened sandboxes against a local Messages API double."""
+    _sandbox_suite(session, "tests/e2e")
+
+
+@nox.session(default=False)
+def security(session: nox.Session) -> None:
+    """The red-team suite: each attack on the sandbox performed, and shown to fail."""
+    _sandbox_suite(session, "tests/security")
+
+
+@nox.session(default=False)
+def gateway(session: nox.Session) -> None:
+    """The egress gateway under real traffic (the agent image runs the probes and the double)."""
+    _sandbox_suite(session, "tests/gateway")
 
 
 @nox.session(default=False)
@@ -132,6 +138,7 @@ VERIFY_SESSIONS = [
     "shellcheck",
     "unit",
     "image",
+    "gateway",
     "e2e",
     "security",
     "release",
@@ -141,5 +148,5 @@ VERIFY_SESSIONS = [
 
 @nox.session(default=False, requires=VERIFY_SESSIONS)
 def verify(session: nox.Session) -> None:
-    """Everything CI runs: lint, shellcheck, unit, image, e2e, security, release, multiarch."""
+    """Everything CI runs: each session in VERIFY_SESSIONS, in that order."""
     session.log("passed: " + ", ".join(VERIFY_SESSIONS))

@@ -18,12 +18,15 @@
 #                                   .example.com allows example.com and its subdomains;
 #                                   "none" allows nothing (default: GATEWAY_DEFAULT_DOMAINS)
 #   GATEWAY_CA_BUNDLE               CA bundle for the upstream's TLS (default the system one)
+#   GATEWAY_API_SOCKET              also serve the model API on this Unix socket (default
+#                                   none), for sandboxes with no network at all (gVisor)
 #   GATEWAY_TEMPLATE_DIR            where the config templates are (set by tests only)
 #
 # Exit codes:
 #   64 no credential, or more than one      65 the credential is unusable
 #   66 GATEWAY_ALLOWED_DOMAINS malformed    67 GATEWAY_UPSTREAM malformed, or no nameserver
 #   68 GATEWAY_CA_BUNDLE unusable           69 no writable directory for the configuration
+#                                              or for GATEWAY_API_SOCKET
 #   70 nginx or squid ended (their own log lines above say why)
 #
 # The credential is never printed, logged or passed on a command line; the daemons do not
@@ -31,9 +34,11 @@
 # The functions are a small library: tests source this file and call them one at a time.
 set -Eeuo pipefail
 
-# The model API host and well-known code hosts. Package registries are not here: the operator
-# adds the ones a site uses (docker/gateway/README.md says how).
-readonly GATEWAY_DEFAULT_DOMAINS="api.anthropic.com .github.com .githubusercontent.com .gitlab.com .bitbucket.org"
+# Well-known code hosts. The model API is not here: the sandbox reaches it through :8080 with
+# the gateway's key; through the proxy it could use a key of its own (say, to upload the
+# workspace to another account). Package registries are not here either: the operator adds
+# the ones a site uses (docker/gateway/README.md says how).
+readonly GATEWAY_DEFAULT_DOMAINS=".github.com .githubusercontent.com .gitlab.com .bitbucket.org"
 readonly GATEWAY_CREDENTIAL_NAMES=(ANTHROPIC_API_KEY ANTHROPIC_API_KEY_FILE
 	CLAUDE_CODE_OAUTH_TOKEN CLAUDE_CODE_OAUTH_TOKEN_FILE)
 
@@ -218,6 +223,30 @@ gateway_prepare_runtime_dir() {
 	done
 }
 
+# gateway_api_socket_listen: nginx's listen directive for GATEWAY_API_SOCKET (empty without
+# one). The socket's directory is shared with the sandbox (a volume): it must be ours to write,
+# and a socket left by an earlier run is removed, or nginx could not bind.
+gateway_api_socket_listen() {
+	local socket=${GATEWAY_API_SOCKET:-}
+	GATEWAY_API_SOCKET_LISTEN=""
+	[[ -n $socket ]] || return 0
+	local unsafe=0
+	case $socket in
+	/*[[:space:]]* | *";"* | *"'"* | *'"'* | *"{"* | *"}"*) unsafe=1 ;;
+	/*) ;;
+	*) unsafe=1 ;;
+	esac
+	if ((unsafe)); then
+		gateway_fail "$GATEWAY_EXIT_RUNTIME_DIR" \
+			"GATEWAY_API_SOCKET=$socket is not an absolute path without spaces, quotes, braces or semicolons; use e.g. /run/agentgate-gateway/api.sock"
+	fi
+	if [[ ! -d ${socket%/*}/ || ! -w ${socket%/*}/ ]] || ! rm -f -- "$socket" 2>/dev/null; then
+		gateway_fail "$GATEWAY_EXIT_RUNTIME_DIR" \
+			"cannot create GATEWAY_API_SOCKET=$socket; mount a volume at ${socket%/*} writable by uid $(id -u) (a new named volume at /run/agentgate-gateway is)"
+	fi
+	GATEWAY_API_SOCKET_LISTEN="listen unix:$socket;"
+}
+
 # gateway_render TEMPLATE OUTPUT NAME=VALUE...: TEMPLATE with every @NAME@ replaced by VALUE,
 # written to OUTPUT readable by us only (nginx's config holds the credential).
 gateway_render() {
@@ -239,6 +268,7 @@ gateway_write_configs() {
 	gateway_render "$GATEWAY_TEMPLATE_DIR/nginx.conf.template" "$dir/nginx.conf" \
 		"GATEWAY_RUNTIME_DIR=$dir" \
 		"GATEWAY_RESOLVERS=$GATEWAY_RESOLVERS" \
+		"GATEWAY_API_SOCKET_LISTEN=${GATEWAY_API_SOCKET_LISTEN:-}" \
 		"GATEWAY_UPSTREAM_BASE=$GATEWAY_UPSTREAM_BASE" \
 		"GATEWAY_UPSTREAM_AUTHORITY=$GATEWAY_UPSTREAM_AUTHORITY" \
 		"GATEWAY_UPSTREAM_HOST=$GATEWAY_UPSTREAM_HOST" \
@@ -277,7 +307,9 @@ gateway_supervise() {
 	# The trap signals whatever has started so far, so a stop that arrives just before `wait`
 	# still ends it.
 	trap 'stopping=1; kill -TERM "${pids[@]}" 2>/dev/null || :' TERM INT
-	nginx -e stderr -c "$dir/nginx.conf" &
+	# umask 0: the API socket (if any) must be connectable by the sandbox's uid; it lives in a
+	# directory only the sandbox and the gateway share.
+	(umask 0000 && exec nginx -e stderr -c "$dir/nginx.conf") &
 	pids+=($!)
 	names[$!]=nginx
 	squid -N -f "$dir/squid.conf" &
@@ -305,9 +337,10 @@ _main() {
 	gateway_parse_upstream
 	gateway_nameservers
 	gateway_check_ca_bundle
+	gateway_api_socket_listen
 	gateway_prepare_runtime_dir
 	gateway_write_configs
-	gateway_log "model API on :8080 -> $GATEWAY_UPSTREAM_BASE (credential from $GATEWAY_CREDENTIAL_SOURCE); forward proxy on :3128 for ${#GATEWAY_DOMAINS[@]} domain(s): ${GATEWAY_DOMAINS[*]:-none}"
+	gateway_log "model API on :8080${GATEWAY_API_SOCKET:+ and $GATEWAY_API_SOCKET} -> $GATEWAY_UPSTREAM_BASE (credential from $GATEWAY_CREDENTIAL_SOURCE); forward proxy on :3128 for ${#GATEWAY_DOMAINS[@]} domain(s): ${GATEWAY_DOMAINS[*]:-none}"
 	gateway_supervise
 }
 

@@ -45,18 +45,11 @@ from gatewaykit import (
     start_probe,
 )
 
-# client, image_ref (AGENT_IMAGE), labels, sandbox_network, control_network, double,
-# make_workspace; run_id and api_double_networks are redefined below.
+# client, image_ref (AGENT_IMAGE), gateway_image (GATEWAY_IMAGE), labels, sandbox_network,
+# control_network, double, make_workspace; run_id and api_double_networks are redefined below.
 from sandbox_fixtures import *  # noqa: F403
-from sandbox_fixtures import image_from_env
 
 import docker
-
-
-@pytest.fixture(scope="session")
-def gateway_image(client: docker.DockerClient) -> str:
-    how = "run `nox -s gateway`, or build docker/Dockerfile.gateway and set it"
-    return image_from_env(client, "GATEWAY_IMAGE", how)
 
 
 @pytest.fixture(scope="session")

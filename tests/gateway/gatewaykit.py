@@ -23,7 +23,7 @@ from typing import Any
 import requests
 from docker.models.containers import Container
 from docker.models.networks import Network
-from sandbox import Sandbox, logs_of
+from sandbox import GATEWAY_SETTINGS, Sandbox, logs_of
 from script_container import address_on, start_script_container
 
 import docker
@@ -50,17 +50,6 @@ FORBIDDEN = ("forbidden.agentgate.test", "xsub.agentgate.test")
 # Allowed names that resolve (through the gateway's /etc/hosts) to places squid must refuse.
 REBOUND = {"loopback.agentgate.test": "127.0.0.1", "metadata.agentgate.test": "169.254.169.254"}
 ALLOWED_DOMAINS = f"allowed.agentgate.test, .sub.agentgate.test {' '.join(REBOUND)}"
-
-# The hardened run the gateway must survive: read-only root, no capabilities, no privilege
-# escalation, a tmpfs on /tmp and nothing else writable.
-GATEWAY_SETTINGS: dict[str, Any] = {
-    "read_only": True,
-    "cap_drop": ["ALL"],
-    "security_opt": ["no-new-privileges"],
-    "tmpfs": {"/tmp": "size=64m"},
-    "pids_limit": 128,
-    "mem_limit": "512m",
-}
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import ssl
 import sys
 import tempfile
@@ -138,11 +139,28 @@ def _tls_context() -> ssl.SSLContext:
     return context
 
 
+class DualStackServer(ThreadingHTTPServer):
+    """Listens on IPv6 and IPv4 alike, so an origin on an IPv6 network is really there."""
+
+    address_family = socket.AF_INET6
+
+    def server_bind(self) -> None:
+        self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        super().server_bind()
+
+
+def _server(port: int, handler: type[BaseHTTPRequestHandler]) -> ThreadingHTTPServer:
+    try:
+        return DualStackServer(("::", port), handler)
+    except OSError:  # IPv6 is off in a container with no IPv6 network: IPv4 it is
+        return ThreadingHTTPServer(("", port), handler)
+
+
 def serve(name: str, ports: list[int], tls: bool) -> None:
     handler = type("Origin", (Handler,), {"name": name, "seen": Seen()})
     servers = []
     for port in ports:
-        server = ThreadingHTTPServer(("", port), handler)
+        server = _server(port, handler)
         if tls:
             server.socket = _tls_context().wrap_socket(server.socket, server_side=True)
         servers.append(server)

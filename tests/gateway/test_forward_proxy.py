@@ -8,9 +8,13 @@ that is really there, and the forbidden origin's log must show that nothing arri
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Iterator
+
 import pytest
 from docker.models.networks import Network
-from gatewaykit import Gateway, Origin, Probe
+from docker.types import IPAMConfig, IPAMPool
+from gatewaykit import Gateway, Origin, Probe, Testbed
 from script_container import address_on
 
 
@@ -111,3 +115,50 @@ def test_forbidden_origin_is_unreachable_without_the_proxy(
     by_name = sandbox_probe.curl("--connect-timeout", "3", "http://forbidden.agentgate.test/")
     assert by_name.exit_code == 6, by_name  # could not resolve host
     assert len(forbidden_origin.requests()) == before + 2, "only the controls may arrive"
+
+
+@pytest.fixture
+def ipv6_network(testbed: Testbed) -> Iterator[Network]:
+    """An IPv6 network beside the outside one (internal: nothing leaves this machine)."""
+    network = testbed.client.networks.create(
+        f"{testbed.prefix}-v6-{uuid.uuid4().hex[:6]}",
+        driver="bridge",
+        internal=True,
+        enable_ipv6=True,
+        ipam=IPAMConfig(pool_configs=[IPAMPool(subnet="fd00:a9e7:6::/64")]),
+        labels=dict(testbed.labels),
+    )
+    yield network
+    network.reload()
+    for container in network.containers:
+        network.disconnect(container, force=True)
+    network.remove()
+
+
+def test_forbidden_origin_is_unreachable_over_ipv6(
+    sandbox_probe: Probe,
+    outside_probe: Probe,
+    forbidden_origin: Origin,
+    gateway: Gateway,
+    ipv6_network: Network,
+) -> None:
+    """The sandbox network has no IPv6 at all: no address, no route. The forbidden origin
+    gets an IPv6 address, where the positive control reaches it."""
+    ipv6_network.connect(forbidden_origin.container)
+    ipv6_network.connect(outside_probe.container)
+    forbidden_origin.container.reload()
+    address = forbidden_origin.container.attrs["NetworkSettings"]["Networks"][ipv6_network.name][
+        "GlobalIPv6Address"
+    ]
+    assert address.startswith("fd00:a9e7:6:"), address
+    before = len(forbidden_origin.requests())
+
+    assert outside_probe.curl("-g", f"http://[{address}]/").status == 200  # the control
+    direct = sandbox_probe.curl("-g", "--connect-timeout", "3", f"http://[{address}]/")
+    assert direct.status == 0, direct
+    assert direct.exit_code in {7, 28}, direct  # could not connect / timed out
+    proxied = sandbox_probe.curl("-g", "-x", gateway.proxy_url, f"http://[{address}]/")
+    assert proxied.status == 403, proxied
+    _, routes, _, _ = sandbox_probe.exec(["cat", "/proc/net/if_inet6", "/proc/net/ipv6_route"])
+    assert "fd00" not in routes, f"the sandbox has an IPv6 address or route:\n{routes}"
+    assert len(forbidden_origin.requests()) == before + 1, "only the control may arrive"

@@ -1,7 +1,7 @@
 """The gateway as a hardened container: a fixed non-root uid, no privilege to gain, a fast
 stop, no silent half-life when a daemon dies, and a credential that shows nowhere but upstream.
 Every gateway here runs with --read-only --cap-drop ALL --security-opt no-new-privileges and
-a tmpfs on /tmp only (gatewaykit.GATEWAY_SETTINGS).
+a tmpfs on /tmp only (sandbox.GATEWAY_SETTINGS).
 """
 
 from __future__ import annotations

@@ -41,6 +41,36 @@ SANDBOX_SETTINGS: dict[str, Any] = {
     "mem_limit": "1g",
 }
 
+# The gateway's own hardened run: read-only root, no capabilities, /tmp the only writable path.
+GATEWAY_SETTINGS: dict[str, Any] = {
+    "read_only": True,
+    "cap_drop": ["ALL"],
+    "security_opt": ["no-new-privileges"],
+    "tmpfs": {"/tmp": "size=64m"},
+    "pids_limit": 128,
+    "mem_limit": "512m",
+}
+
+# How a sandbox is wired to a gateway reachable as GATEWAY: the model API through its :8080
+# (the placeholder key is replaced there), everything else through its allowlisting :3128,
+# and the gateway itself exempt from the proxy. docker-compose.yml says the same.
+PLACEHOLDER_KEY = "placeholder-the-gateway-injects-the-real-key"
+
+
+def gateway_wiring(gateway: str = "gateway") -> dict[str, str]:
+    proxy = f"http://{gateway}:3128"
+    return {
+        "ANTHROPIC_BASE_URL": f"http://{gateway}:8080",
+        "ANTHROPIC_API_KEY": PLACEHOLDER_KEY,
+        "HTTP_PROXY": proxy,
+        "HTTPS_PROXY": proxy,
+        "http_proxy": proxy,
+        "https_proxy": proxy,
+        "NO_PROXY": gateway,
+        "no_proxy": gateway,
+    }
+
+
 _FLAGS = {
     "user": "--user",
     "cap_drop": "--cap-drop",
@@ -200,12 +230,14 @@ class Sandboxes:
         settings: dict[str, Any] = {**SANDBOX_SETTINGS, **overrides}
         environment = {**self.env, **settings.pop("environment", {})}
         volumes = {workspace: {"bind": "/workspace", "mode": "rw"}, **settings.pop("volumes", {})}
+        # A sandbox with no network at all (network_mode="none") joins no network.
+        network = {} if "network_mode" in settings else {"network": self.network.name}
         container = self.client.containers.run(
             self.image,
             settings.pop("command", None),
             detach=True,
             name=f"{self.prefix}-{uuid.uuid4().hex[:8]}",
-            network=self.network.name,
+            **network,
             environment=environment,
             volumes=volumes,
             labels=self.labels,

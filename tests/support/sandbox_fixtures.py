@@ -57,6 +57,12 @@ def image_ref(client: docker.DockerClient) -> str:
 
 
 @pytest.fixture(scope="session")
+def gateway_image(client: docker.DockerClient) -> str:
+    how = "run `nox -s gateway` (or e2e, security), or build docker/Dockerfile.gateway and set it"
+    return image_from_env(client, "GATEWAY_IMAGE", how)
+
+
+@pytest.fixture(scope="session")
 def run_id() -> str:
     return "e2e-" + uuid.uuid4().hex[:10]
 

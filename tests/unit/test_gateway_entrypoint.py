@@ -62,9 +62,9 @@ def test_unset_or_empty_domains_mean_the_defaults(value: str | None, tmp_path: P
     env = {} if value is None else {"GATEWAY_ALLOWED_DOMAINS": value}
     result = call(PRINT_DOMAINS, tmp_path, **env)
     assert result.returncode == 0, result
+    # The model API is not among them: only :8080 reaches it, with the gateway's key.
     assert result.stdout.split() == [
-        "api.anthropic.com", ".github.com", ".githubusercontent.com", ".gitlab.com",
-        ".bitbucket.org",
+        ".github.com", ".githubusercontent.com", ".gitlab.com", ".bitbucket.org",
     ]  # fmt: skip
 
 
@@ -297,3 +297,36 @@ def test_squid_reads_the_allowlist_from_the_runtime_dir(written: Path) -> None:
     assert f'dstdomain -n "{written}/allowed-domains"' in squid
     assert (written / "allowed-domains").read_text().split() == [".github.com", "example.org"]
     assert KEY not in squid
+
+
+# --- GATEWAY_API_SOCKET ---------------------------------------------------------------------
+
+PRINT_LISTEN = 'gateway_api_socket_listen; printf "%s\\n" "$GATEWAY_API_SOCKET_LISTEN"'
+
+
+def test_no_api_socket_by_default(tmp_path: Path) -> None:
+    result = call(PRINT_LISTEN, tmp_path)
+    assert (result.returncode, result.stdout) == (0, "\n")
+
+
+def test_an_api_socket_is_listened_on_and_a_stale_one_removed(tmp_path: Path) -> None:
+    stale = tmp_path / "api.sock"
+    stale.write_text("left by an earlier run\n")
+    result = call(PRINT_LISTEN, tmp_path, GATEWAY_API_SOCKET=str(stale))
+    assert result.returncode == 0, result
+    assert result.stdout == f"listen unix:{stale};\n"
+    assert not stale.exists()
+
+
+@pytest.mark.parametrize(
+    "value", ["relative/api.sock", "/run/a b/api.sock", "/run/api.sock;evil", "/run/{x}.sock"]
+)
+def test_unsafe_api_socket_paths_are_refused(value: str, tmp_path: Path) -> None:
+    line = one_error_line(call(PRINT_LISTEN, tmp_path, GATEWAY_API_SOCKET=value), 69)
+    assert f"GATEWAY_API_SOCKET={value}" in line
+
+
+def test_an_api_socket_in_an_unwritable_directory_is_refused(tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-dir" / "api.sock"
+    line = one_error_line(call(PRINT_LISTEN, tmp_path, GATEWAY_API_SOCKET=str(missing)), 69)
+    assert "mount a volume at" in line

@@ -371,3 +371,43 @@ def test_compose_agent_healthcheck(compose: dict) -> None:
     test = check.get("test")
     if test is not None:
         assert "agent-healthcheck.sh" in (test if isinstance(test, str) else " ".join(test))
+
+
+def test_compose_agent_reaches_nothing_but_the_gateway(compose: dict) -> None:
+    agent = compose["services"]["agent"]
+    assert agent["networks"] == ["sandbox"], agent["networks"]
+    sandbox = compose["networks"]["sandbox"]
+    assert sandbox.get("internal") is True
+    assert sandbox["driver_opts"]["com.docker.network.bridge.inhibit_ipv4"] == "true"
+    gateway = compose["services"]["gateway"]
+    assert set(gateway["networks"]) == {"sandbox", "egress"}
+    assert "gateway" in gateway["networks"]["sandbox"]["aliases"]
+    assert agent["depends_on"]["gateway"]["condition"] == "service_healthy"
+
+
+def test_compose_sandbox_holds_a_placeholder_and_the_gateway_the_key(compose: dict) -> None:
+    env = compose["services"]["agent"]["environment"]
+    assert env["ANTHROPIC_BASE_URL"] == "http://gateway:8080"
+    assert "${" not in env["ANTHROPIC_API_KEY"], "the sandbox must not get the caller's key"
+    assert "CLAUDE_CODE_OAUTH_TOKEN" not in env
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
+        assert env[name] == "http://gateway:3128", name
+    assert env["NO_PROXY"] == env["no_proxy"] == "gateway"
+    gateway_env = compose["services"]["gateway"]["environment"]
+    assert gateway_env["ANTHROPIC_API_KEY"] == "${ANTHROPIC_API_KEY:-}"
+
+
+def test_compose_gateway_is_hardened(compose: dict) -> None:
+    gateway = compose["services"]["gateway"]
+    assert gateway.get("read_only") is True
+    assert gateway.get("cap_drop") == ["ALL"]
+    assert "no-new-privileges:true" in gateway.get("security_opt", [])
+    assert not gateway.get("cap_add")
+    assert gateway["build"]["dockerfile"] == "docker/Dockerfile.gateway"
+
+
+def test_compose_tmpfs_mounts_are_size_bounded(compose: dict) -> None:
+    """A tmpfs without size= may take half the host's memory."""
+    for name in ("agent", "gateway"):
+        for entry in compose["services"][name]["tmpfs"]:
+            assert "size=" in entry, f"{name}: {entry}"
