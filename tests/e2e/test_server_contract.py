@@ -103,7 +103,17 @@ def test_the_server_contract(
 
         # 3. A turn, as UID 1000.
         code, (out, err) = sandbox.exec_run(
-            ["claude", "-p", "do the task", "--output-format", "json", "--allowedTools", "Write"],
+            [
+                "claude",
+                "-p",
+                "do the task",
+                "--output-format",
+                "json",
+                "--allowedTools",
+                "Read,Edit,Write",
+                "--setting-sources",
+                "user",
+            ],
             user="1000:1000",
             demux=True,
         )

@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 from docker.models.containers import Container
+from sandbox import SANDBOX_SETTINGS
 
 import docker
 
@@ -26,14 +27,10 @@ AGENT_UID = 1000
 EXEC_TIMEOUT = 60
 RUN_TIMEOUT = 60
 
-# The hardened profile of issue 5: nothing writable but the workspace and two tmpfs mounts.
+# The hardened profile (tests/support/sandbox.py, the README's recipe) with no network at all:
+# the image tests need none. The user is left to each test (the image's default is 1000:1000).
 HARDENED: dict[str, Any] = {
-    "read_only": True,
-    "cap_drop": ["ALL"],
-    "security_opt": ["no-new-privileges"],
-    "tmpfs": {"/tmp": "", "/home/agentgate": f"uid={AGENT_UID},gid={AGENT_UID}"},
-    "pids_limit": 256,
-    "mem_limit": "1g",
+    **{key: value for key, value in SANDBOX_SETTINGS.items() if key != "user"},
     "network_mode": "none",
 }
 
