@@ -27,8 +27,6 @@ class BuildSpec:
     push: bool = False
     output: str = ""  # e.g. type=oci,dest=dist/agent.oci.tar
     metadata_file: Path | None = None
-    pull: bool = False
-    progress: str = ""  # auto | plain | tty; empty: buildx default
 
 
 def buildx_argv(spec: BuildSpec) -> list[str]:
@@ -56,12 +54,8 @@ def buildx_argv(spec: BuildSpec) -> list[str]:
         argv += ["--cache-to", dest]
     if spec.no_cache:
         argv.append("--no-cache")
-    if spec.pull:
-        argv.append("--pull")
     if spec.metadata_file is not None:
         argv += ["--metadata-file", str(spec.metadata_file)]
-    if spec.progress:
-        argv += ["--progress", spec.progress]
     if spec.load:
         argv.append("--load")
     if spec.push:

@@ -48,12 +48,6 @@ def split_reference(repository: str) -> tuple[str, str]:
     return host, path
 
 
-def normalize_repository(repository: str) -> str:
-    """The repository as Docker resolves it, with the host spelled once: docker.io for Hub."""
-    host, path = split_reference(repository)
-    return f"{host}/{path}"
-
-
 def config_key(host: str) -> str:
     """The key Docker's config and credential helpers file a registry's login under."""
     host = normalize_host(host)

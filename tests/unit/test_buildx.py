@@ -53,12 +53,10 @@ def test_context_is_last_and_command_first() -> None:
         ({"cache_from": ("type=registry,ref=r/c",)}, ["--cache-from", "type=registry,ref=r/c"]),
         ({"cache_to": ("type=inline",)}, ["--cache-to", "type=inline"]),
         ({"no_cache": True}, ["--no-cache"]),
-        ({"pull": True}, ["--pull"]),
         ({"load": True}, ["--load"]),
         ({"push": True}, ["--push"]),
         ({"output": "type=oci,dest=a.tar"}, ["--output", "type=oci,dest=a.tar"]),
         ({"metadata_file": Path("/tmp/m.json")}, ["--metadata-file", "/tmp/m.json"]),
-        ({"progress": "plain"}, ["--progress", "plain"]),
         ({"dockerfile": "other/Dockerfile"}, ["--file", "other/Dockerfile"]),
     ],
 )
