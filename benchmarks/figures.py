@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import docker
-from agentimage import layers
+from benchmarks import layers
 from benchmarks.harness import (
     BASE_IMAGE,
     CLAUDE_CODE_VERSION,

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 import docker
-from agentimage import layers
+from benchmarks import layers
 
 MIB = layers.MIB
 SHADOW_BUDGET = 1 * MIB

@@ -1,4 +1,4 @@
-"""agentimage.layers on small synthetic layers and archives: no Docker needed."""
+"""benchmarks/layers.py on small synthetic layers and archives: no Docker needed."""
 
 from __future__ import annotations
 
@@ -15,8 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agentimage import layers as L
-from agentimage.errors import AgentImageError
+from benchmarks import layers as L
 
 # --------------------------------------------------------------------------------------------
 # Building layers
@@ -495,13 +494,13 @@ def test_read_archive_walks_oci_index_to_the_platform_manifest(tmp_path: Path) -
     assert arm.layers[0].size == len(b"arm64")
 
 
-def test_report_is_plain_json(tmp_path: Path) -> None:
-    report = L.report(L.read_archive(oci_archive(tmp_path)), min_size=1)
-    data = json.loads(json.dumps(report.as_dict()))
-    assert data["total_bytes"] == 36
-    assert data["shadowed_bytes"] == 5
-    assert data["shadowed_files"][0]["path"] == "/etc/os-release"
-    assert data["layers"][1]["step"] == "RUN apt-get install -y git"
+def test_archive_totals_and_steps(tmp_path: Path) -> None:
+    image = L.read_archive(oci_archive(tmp_path), hash_min_size=1)
+    assert image.size == 36
+    state = L.replay(image.layers)
+    assert L.shadowed_total(state) == 5
+    assert [item.path for item in L.shadowed_by_path(state)] == ["/etc/os-release"]
+    assert image.layers[1].step == "RUN apt-get install -y git"
 
 
 def test_read_archive_reads_the_classic_docker_format(tmp_path: Path) -> None:
@@ -525,10 +524,10 @@ def test_read_archive_reads_the_classic_docker_format(tmp_path: Path) -> None:
 
 
 def test_not_an_image_archive_says_so(tmp_path: Path) -> None:
-    with pytest.raises(AgentImageError, match="not an image archive"):
+    with pytest.raises(L.ArchiveError, match="not an image archive"):
         L.read_archive(write_tar(tmp_path / "x.tar", {"hello": b"world"}))
 
 
 def test_zstd_layers_are_refused_with_a_hint() -> None:
-    with pytest.raises(AgentImageError, match="zstd"):
+    with pytest.raises(L.ArchiveError, match="zstd"):
         L.read_layer(io.BytesIO(b"\x28\xb5\x2f\xfd" + b"\0" * 600))

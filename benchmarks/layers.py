@@ -12,7 +12,8 @@ tar entry plus the hard links to it in the same layer, so hard links count once.
 the image still ships them, nobody can see them.
 
 Everything here is a pure function of the archive except `save_image`, the thin wrapper
-around `docker image save`.
+around `docker image save`. Its users are the benchmark's size figures and the image tests'
+size budget (tests/image/test_size_budget.py); the release tooling never reads an archive.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ import gzip
 import hashlib
 import json
 import posixpath
-import subprocess
 import tarfile
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -31,7 +31,7 @@ from enum import Enum
 from pathlib import Path
 from typing import IO, Any
 
-from agentimage.errors import AgentImageError, ExitCode
+from agentimage import proc
 
 MIB = 1024 * 1024
 WHITEOUT_PREFIX = ".wh."
@@ -42,6 +42,10 @@ _INDEX_TYPES = {
     "application/vnd.docker.distribution.manifest.list.v2+json",
 }
 _CHUNK = 1024 * 1024
+
+
+class ArchiveError(ValueError):
+    """The archive cannot be read as an image; the message says why and what to do."""
 
 
 class Kind(Enum):
@@ -200,9 +204,8 @@ def read_archive(path: Path, *, platform: str = "linux/amd64", hash_min_size: in
             member = members.get(normalise(name))
             handle = outer.extractfile(member) if member is not None else None
             if handle is None:
-                raise AgentImageError(
-                    f"{path}: {name} is missing; save the image again with `docker image save`",
-                    ExitCode.ENVIRONMENT,
+                raise ArchiveError(
+                    f"{path}: {name} is missing; save the image again with `docker image save`"
                 )
             return handle
 
@@ -218,10 +221,7 @@ def read_archive(path: Path, *, platform: str = "linux/amd64", hash_min_size: in
             config = blob_json(entry["Config"])
             layer_paths = list(entry["Layers"])
         else:
-            raise AgentImageError(
-                f"{path} is not an image archive (no index.json or manifest.json)",
-                ExitCode.ENVIRONMENT,
-            )
+            raise ArchiveError(f"{path} is not an image archive (no index.json or manifest.json)")
         steps = layer_steps(config)
         layers = tuple(
             _with_stored_size(
@@ -241,18 +241,11 @@ def read_archive(path: Path, *, platform: str = "linux/amd64", hash_min_size: in
 
 def save_image(ref: str, dest: Path, *, timeout: float = 600) -> Path:
     """`docker image save REF -o DEST` (the only side effect in this module)."""
-    result = subprocess.run(
+    proc.run(
         ["docker", "image", "save", "-o", str(dest), ref],
-        capture_output=True,
-        text=True,
-        check=False,
         timeout=timeout,
+        failure=f"docker image save {ref} failed (is the image loaded?)",
     )
-    if result.returncode != 0:
-        raise AgentImageError(
-            f"docker image save {ref} failed: {result.stderr.strip()}; is the image loaded?",
-            ExitCode.ENVIRONMENT,
-        )
     return dest
 
 
@@ -305,7 +298,7 @@ def _pick_manifest(
 
     walk(index.get("manifests", []))
     if not candidates:
-        raise AgentImageError("the archive holds no image manifest", ExitCode.ENVIRONMENT)
+        raise ArchiveError("the archive holds no image manifest")
     for doc in candidates:
         plat = doc["_platform"]
         if plat.get("os", want_os) == want_os and plat.get("architecture", want_arch) == want_arch:
@@ -318,10 +311,7 @@ def _open_stream(fileobj: IO[bytes]) -> Iterator[IO[bytes]]:
     """The layer stream, decompressed when its first bytes say gzip."""
     head = _peek(fileobj, 4)
     if head == b"\x28\xb5\x2f\xfd":
-        raise AgentImageError(
-            "zstd-compressed layers are not supported; build with the default gzip",
-            ExitCode.ENVIRONMENT,
-        )
+        raise ArchiveError("zstd-compressed layers are not supported; build with the default gzip")
     if head[:2] != b"\x1f\x8b":
         yield fileobj
         return
@@ -527,57 +517,3 @@ def breakdown(
     if hidden:
         totals["shadowed"] += hidden
     return dict(totals)
-
-
-@dataclass(frozen=True)
-class Report:
-    """Everything the size budget and the benchmark need, as plain data."""
-
-    total: int
-    layers: tuple[tuple[int, str, int, int], ...]  # (index, step, bytes, files)
-    shadowed: int
-    shadowed_files: tuple[Shadowed, ...]
-    duplicates: tuple[Duplicate, ...]
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "total_bytes": self.total,
-            "layers": [
-                {"index": i, "step": step, "bytes": size, "files": files}
-                for i, step, size, files in self.layers
-            ],
-            "shadowed_bytes": self.shadowed,
-            "shadowed_files": [
-                {
-                    "path": s.path,
-                    "layer": s.layer,
-                    "bytes": s.size,
-                    "by_layer": s.by_layer,
-                    "how": s.how,
-                }
-                for s in self.shadowed_files
-            ],
-            "duplicates": [
-                {"digest": d.digest, "bytes": d.size, "paths": [list(p) for p in d.paths]}
-                for d in self.duplicates
-            ],
-        }
-
-
-def report(image: Image, *, min_size: int = MIB, top: int = 20) -> Report:
-    state = replay(image.layers)
-    return Report(
-        total=image.size,
-        layers=tuple((ly.index, ly.step, ly.size, ly.files) for ly in image.layers),
-        shadowed=shadowed_total(state),
-        shadowed_files=tuple(shadowed_by_path(state, top=top)),
-        duplicates=tuple(duplicates(state, min_size=min_size)),
-    )
-
-
-def iter_files(state: Replay) -> Iterator[tuple[str, Inode]]:
-    """Visible regular files with their inode, in path order."""
-    for path in sorted(state.files):
-        node = state.files[path]
-        if node.inode is not None:
-            yield path, state.inodes[node.inode]
