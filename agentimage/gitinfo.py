@@ -17,12 +17,10 @@ TAG_GLOB = "v[0-9]*"
 @dataclass(frozen=True)
 class SourceInfo:
     sha: str
-    short: str
     branch: str | None  # None on a detached HEAD
     dirty: bool  # tracked changes or untracked files
     created: str  # commit time, RFC 3339 UTC
     version: str  # exact release, or 0.2.14-dev.3+g1a2b3c4[.dirty]
-    subject: str
 
 
 def open_repo(path: Path) -> git.Repo:
@@ -93,12 +91,10 @@ def source_info(repo: git.Repo, base: versioning.Version | None = None) -> Sourc
     branch = None if repo.head.is_detached else repo.active_branch.name
     return SourceInfo(
         sha=commit.hexsha,
-        short=commit.hexsha[:7],
         branch=branch,
         dirty=dirty,
         created=rfc3339(commit.committed_datetime),
         version=versioning.dev_version(last, dist, commit.hexsha[:7], dirty),
-        subject=str(commit.summary),
     )
 
 
@@ -107,6 +103,11 @@ def remote_url(repo: git.Repo, remote: str = "origin") -> str:
         return str(repo.remote(remote).url)
     except ValueError:
         return ""
+
+
+def source_url(root: Path, configured: str) -> str:
+    """The source label: the configured URL, else the origin remote's as https."""
+    return configured or https_source(remote_url(open_repo(root)))
 
 
 def https_source(url: str) -> str:

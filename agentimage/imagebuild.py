@@ -1,20 +1,18 @@
-"""Assemble a BuildSpec from options + git metadata, run it, and describe the result."""
+"""A build's inputs (BuildOptions), the BuildSpec assembled from them and the label values,
+and running it: the one way the tooling builds the image."""
 
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 import tempfile
-from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from agentimage import config, labels
+from agentimage import config, labels, proc
 from agentimage.buildx import BuildSpec, buildx_argv
 from agentimage.errors import AgentImageError, ExitCode
-from agentimage.labels import CLAUDE_CODE_VERSION_LABEL
 from agentimage.proc import quote
 
 PULL_FAILURE_MARKERS = (
@@ -100,36 +98,16 @@ def failure_hint(variant: str, output_tail: str, base: str = "") -> str:
 
 
 def run_build(spec: BuildSpec, variant: str, cwd: Path) -> str:
-    """Run buildx (log streamed to stderr); return the image digest from the metadata file."""
+    """Run buildx (its log copied to stderr); return the image digest from the metadata file."""
     with tempfile.TemporaryDirectory(prefix="agentimage-") as tmp:
         metadata = spec.metadata_file or Path(tmp) / "metadata.json"
-        if spec.metadata_file is None:
-            spec = BuildSpec(**{**spec.__dict__, "metadata_file": metadata})
-        argv = buildx_argv(spec)
+        argv = buildx_argv(replace(spec, metadata_file=metadata))
         print(f"$ {quote(argv)}", file=sys.stderr, flush=True)
-        tail: deque[str] = deque(maxlen=60)
-        try:
-            process = subprocess.Popen(
-                argv, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-            )
-        except FileNotFoundError as exc:
+        built = proc.run(argv, cwd=cwd, output="tee")
+        if not built.ok:
             raise AgentImageError(
-                "docker client not found on PATH; install docker-cli", ExitCode.ENVIRONMENT
-            ) from exc
-        assert process.stdout is not None
-        try:
-            for line in process.stdout:
-                sys.stderr.write(line)
-                tail.append(line)
-            code = process.wait()
-        except BaseException:
-            process.terminate()
-            process.wait(timeout=30)
-            raise
-        if code != 0:
-            raise AgentImageError(
-                f"docker buildx build failed (exit {code}); "
-                + failure_hint(variant, "".join(tail), spec.build_args.get("BASE_IMAGE", "")),
+                f"docker buildx build failed (exit {built.returncode}); "
+                + failure_hint(variant, built.stdout, spec.build_args.get("BASE_IMAGE", "")),
                 ExitCode.BUILD_FAILED,
             )
         return read_digest(metadata)
@@ -141,68 +119,3 @@ def read_digest(metadata_file: Path) -> str:
     except (OSError, ValueError):
         return ""
     return str(data.get("containerimage.digest") or data.get("containerimage.config.digest") or "")
-
-
-@dataclass(frozen=True)
-class ImageFacts:
-    """What a build summary shows, read from the image's config without starting it."""
-
-    size: int | None  # compressed content size: what a pull transfers
-    node_version: str
-    claude_code_version: str
-
-
-def image_facts(ref: str) -> ImageFacts:
-    """One `docker image inspect`: the base's NODE_VERSION env and our CLI version label.
-
-    Starting containers to ask `node --version` and `claude --version` cost 0.6 s per build,
-    more than a warm build itself; the build's own RUN steps already ran both.
-    """
-    result = subprocess.run(
-        ["docker", "image", "inspect", "--format", "{{json .}}", ref],
-        text=True,
-        capture_output=True,
-        check=False,
-    )
-    try:
-        data = json.loads(result.stdout)
-    except ValueError:
-        return ImageFacts(None, "unknown", "unknown")
-    config = data.get("Config") or {}
-    env = dict(item.split("=", 1) for item in config.get("Env") or [] if "=" in item)
-    labels = config.get("Labels") or {}
-    size = data.get("Size")
-    return ImageFacts(
-        size=size if isinstance(size, int) else None,
-        node_version=f"v{env['NODE_VERSION']}" if "NODE_VERSION" in env else "unknown",
-        claude_code_version=labels.get(CLAUDE_CODE_VERSION_LABEL, "unknown"),
-    )
-
-
-def tool_version(ref: str, tool: str, platform: str = "") -> str:
-    """`<tool> --version` inside the image (entrypoint bypassed, no network)."""
-    argv = ["docker", "run", "--rm", "--network", "none", "--entrypoint", tool]
-    if platform:
-        argv += ["--platform", platform]
-    try:
-        result = subprocess.run(
-            [*argv, ref, "--version"], text=True, capture_output=True, check=False, timeout=120
-        )
-    except subprocess.TimeoutExpired:
-        return "unknown (timed out)"
-    return (
-        result.stdout.strip().splitlines()[0]
-        if result.returncode == 0 and result.stdout.strip()
-        else "unknown"
-    )
-
-
-def human_size(size: int | None) -> str:
-    if size is None:
-        return "unknown"
-    value = float(size)
-    for unit in ("B", "KB", "MB", "GB"):
-        if value < 1000 or unit == "GB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1000
-    return f"{size} B"

@@ -11,12 +11,11 @@ import time
 from dataclasses import dataclass
 
 from agentimage.errors import AgentImageError, ExitCode
+from agentimage.labels import REVISION_LABEL, VERSION_LABEL
 from agentimage.registry import has_login, is_loopback, login_hint, split_reference
 from agentimage.runner import HostRunner, RecordingRunner
 
 Runner = HostRunner | RecordingRunner
-VERSION_LABEL = "org.opencontainers.image.version"
-REVISION_LABEL = "org.opencontainers.image.revision"
 INSPECT_TIMEOUT = 60
 ATTEMPTS = 3  # a connection the registry (or a proxy before it) dropped is tried again
 _DROPPED = ("connection reset by peer", "unexpected eof", ": eof", "broken pipe",

@@ -1,4 +1,5 @@
-"""OCI image labels and the Dockerfile build args that carry them."""
+"""Image labels: the values a build passes, the Dockerfile build args that carry them, and the
+labels the built image then carries."""
 
 from __future__ import annotations
 
@@ -6,11 +7,29 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 PREFIX = "org.opencontainers.image."
+VARIANT_LABEL = "io.agentgate.image.variant"
 # Set by the Dockerfile from CLAUDE_CODE_VERSION: the CLI release the image carries.
 CLAUDE_CODE_VERSION_LABEL = "io.agentgate.image.claude-code-version"
+VERSION_LABEL = PREFIX + "version"
+REVISION_LABEL = PREFIX + "revision"
 DESCRIPTION = (
     "Minimal, hardened sandbox image for running the Claude Code CLI against a mounted /workspace"
 )
+
+# The Dockerfile's LABEL instruction: each label and the build arg it is set from
+# (tests/unit/test_labels.py reads the Dockerfile to keep the two in step).
+LABEL_BUILD_ARGS: Mapping[str, str] = {
+    PREFIX + "title": "IMAGE_TITLE",
+    PREFIX + "description": "IMAGE_DESCRIPTION",
+    PREFIX + "url": "IMAGE_URL",
+    PREFIX + "source": "IMAGE_SOURCE",
+    VERSION_LABEL: "IMAGE_VERSION",
+    REVISION_LABEL: "IMAGE_REVISION",
+    PREFIX + "created": "IMAGE_CREATED",
+    PREFIX + "licenses": "IMAGE_LICENSES",
+    VARIANT_LABEL: "IMAGE_VARIANT",
+    CLAUDE_CODE_VERSION_LABEL: "CLAUDE_CODE_VERSION",
+}
 
 
 @dataclass(frozen=True)
@@ -24,6 +43,29 @@ class ImageMetadata:
     description: str = DESCRIPTION
     licenses: str = "Apache-2.0"
     url: str = ""
+
+
+@dataclass(frozen=True)
+class Identity:
+    """What every build of the project says about itself: invoke.yaml's image section."""
+
+    source: str = ""  # the source repository's URL
+    title: str = "agentgate/agent"
+    description: str = DESCRIPTION
+    licenses: str = "Apache-2.0"
+
+    def metadata(self, *, version: str, revision: str, created: str, variant: str) -> ImageMetadata:
+        """The label values of one build: this identity plus what names the build."""
+        return ImageMetadata(
+            version=version,
+            revision=revision,
+            created=created,
+            source=self.source,
+            variant=variant,
+            title=self.title,
+            description=self.description,
+            licenses=self.licenses,
+        )
 
 
 def oci_labels(meta: ImageMetadata) -> dict[str, str]:
@@ -54,6 +96,11 @@ def label_build_args(meta: ImageMetadata) -> dict[str, str]:
         "IMAGE_LICENSES": meta.licenses,
         "IMAGE_URL": meta.url or meta.source,
     }
+
+
+def labels_from_build_args(build_args: Mapping[str, str]) -> dict[str, str]:
+    """The labels an image built with these --build-arg values carries."""
+    return {label: build_args[arg] for label, arg in LABEL_BUILD_ARGS.items()}
 
 
 def mismatched_labels(expected: Mapping[str, str], actual: Mapping[str, str]) -> dict[str, str]:

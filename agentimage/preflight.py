@@ -5,8 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shlex
 import shutil
-import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -14,18 +14,17 @@ from pathlib import Path
 import docker.errors
 
 import docker
-from agentimage import config
+from agentimage import config, proc
 from agentimage.errors import AgentImageError, ExitCode
+from agentimage.labels import REVISION_LABEL
 
 TIMEOUT = 20
 CLI_PACKAGE = "@anthropic-ai/claude-code"
 NPM_TIMEOUT = 30
 
 
-def _docker(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["docker", *args], text=True, capture_output=True, check=False, timeout=TIMEOUT
-    )
+def _docker(*args: str) -> proc.Finished:
+    return proc.run(["docker", *args], timeout=TIMEOUT)
 
 
 def docker_client() -> str:
@@ -44,7 +43,7 @@ def docker_engine() -> dict[str, object]:
     docker_client()
     try:
         result = _docker("info", "--format", "{{json .}}")
-    except subprocess.TimeoutExpired as exc:
+    except proc.CommandTimedOut as exc:
         raise AgentImageError(
             f"Docker engine did not answer within {TIMEOUT} s; check dockerd", ExitCode.ENVIRONMENT
         ) from exc
@@ -146,14 +145,8 @@ def cli_version_published(version: str) -> bool | None:
     argv = [npm, "view", "--fetch-retries=0", "--fetch-timeout=10000"]
     argv += [f"{CLI_PACKAGE}@{version}", "version"]
     try:
-        result = subprocess.run(
-            argv,
-            text=True,
-            capture_output=True,
-            check=False,
-            timeout=NPM_TIMEOUT,
-        )
-    except (OSError, subprocess.TimeoutExpired):
+        result = proc.run(argv, timeout=NPM_TIMEOUT)
+    except AgentImageError:
         return None
     if result.returncode == 0:
         published = version in result.stdout.split()
@@ -223,3 +216,52 @@ def build_environment(
     if load:
         multi_platform_load(platforms, info)
     return info
+
+
+def test_runner(command: str) -> None:
+    """The release test command's program is on PATH, and `python -m MODULE` can import
+    MODULE: a missing runner is named before a build, not blamed on the image after it."""
+    try:
+        words = shlex.split(command)
+    except ValueError as exc:
+        raise AgentImageError(
+            f"test command {command!r} does not parse ({exc}); fix its quoting"
+        ) from exc
+    words = [w for w in words if "=" not in w.split("/")[0]] or [""]  # skip VAR=value
+    program = words[0]
+    if not shutil.which(program):
+        raise AgentImageError(
+            f"the release test command needs {program!r}, which is not on PATH; install it "
+            f"(pip install -e '.[test]' for the image tests) or pass --test-command",
+            ExitCode.ENVIRONMENT,
+        )
+    if len(words) > 2 and words[1] == "-m":
+        probe = (
+            "import importlib.util, sys; sys.exit(importlib.util.find_spec(sys.argv[1]) is None)"
+        )
+        if not proc.run([program, "-c", probe, words[2]], timeout=TIMEOUT).ok:
+            raise AgentImageError(
+                f"the release test command runs {words[2]}, which {program} cannot import; "
+                f"install it (pip install -e '.[test]') or pass --test-command",
+                ExitCode.ENVIRONMENT,
+            )
+
+
+def local_image(ref: str, source_sha: str, git_tag: str) -> None:
+    """--publish-only publishes the image its release tested: it must still be in the local
+    store, built from the release's source commit."""
+    label = f'{{{{index .Config.Labels "{REVISION_LABEL}"}}}}'
+    found = _docker("image", "inspect", "--format", label, ref)
+    if not found.ok:
+        raise AgentImageError(
+            f"the tested image {ref} of {git_tag} is not in the local image store; publish from "
+            "the host that made the --no-push release, or make a new release",
+            ExitCode.ENVIRONMENT,
+        )
+    revision = found.stdout.strip()
+    if revision != source_sha:
+        raise AgentImageError(
+            f"{ref} was built from {revision[:12] or 'an unknown commit'}, not from "
+            f"{source_sha[:12]}; make a new release instead",
+            ExitCode.ENVIRONMENT,
+        )

@@ -1,13 +1,59 @@
-"""Running host commands (git, docker) with argument lists and one-line failures."""
+"""Running host commands: the one place the tooling starts a process, bounds it and reports it.
+
+Each command runs in a process group of its own, so a time limit or a Ctrl-C ends all it
+started (docker's helpers, a test command's children): SIGTERM first, SIGKILL after a grace.
+Its stdin is /dev/null: in a background process group, reading the terminal would stop it.
+A failure names the command and its own last word on stderr.
+"""
 
 from __future__ import annotations
 
+import os
 import shlex
+import signal
 import subprocess
+import sys
+import threading
+from collections import deque
 from collections.abc import Mapping, Sequence
+from contextlib import suppress
+from dataclasses import dataclass
 from pathlib import Path
+from typing import IO, Literal
 
 from agentimage.errors import AgentImageError, ExitCode
+
+KILL_GRACE = 10  # seconds a timed-out or interrupted command gets between SIGTERM and SIGKILL
+TAIL_LINES = 60  # lines of a teed command's output kept for its error message
+
+# capture: stdout and stderr returned; inherit: both go where ours go (a test run's log);
+# tee: both merged, copied line by line to our stderr, the last TAIL_LINES returned as stdout
+Output = Literal["capture", "inherit", "tee"]
+
+
+class CommandNotFound(AgentImageError):
+    """The program is not on PATH."""
+
+
+class CommandTimedOut(AgentImageError):
+    """The command did not finish within its time limit and was stopped."""
+
+
+@dataclass(frozen=True)
+class Finished:
+    argv: tuple[str, ...]
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+    @property
+    def detail(self) -> str:
+        """Why it failed in its own words: its last line on stderr, else its exit status."""
+        return last_line(self.stderr) or f"exit {self.returncode}"
 
 
 def quote(argv: Sequence[str]) -> str:
@@ -15,41 +61,98 @@ def quote(argv: Sequence[str]) -> str:
     return shlex.join(argv)
 
 
+def last_line(text: str | None) -> str:
+    lines = [line.strip() for line in (text or "").splitlines() if line.strip()]
+    return lines[-1] if lines else ""
+
+
 def run(
     argv: Sequence[str],
     *,
     cwd: Path | None = None,
     env: Mapping[str, str] | None = None,
-    capture: bool = False,
+    replace_env: bool = False,
+    timeout: float | None = None,
+    output: Output = "capture",
     failure: str = "",
     code: ExitCode = ExitCode.ENVIRONMENT,
-    timeout: float | None = None,
-) -> subprocess.CompletedProcess[str]:
-    """Run argv; on a non-zero exit raise AgentImageError(failure + last stderr line)."""
+) -> Finished:
+    """Run argv to its end; `env` holds variables set on top of ours (replace_env: all the
+    command gets).
+
+    A non-zero exit raises AgentImageError(f"{failure}: {detail}", code) when `failure` is
+    given; without one the caller judges the Finished result. A missing program raises
+    CommandNotFound, a time limit CommandTimedOut (with `code`), whatever `failure` says.
+    """
+    what = failure or quote(argv)
     try:
-        result = subprocess.run(
+        process = subprocess.Popen(
             list(argv),
             cwd=cwd,
-            env=dict(env) if env is not None else None,
+            env=_environment(env, replace_env),
             text=True,
-            capture_output=capture,
-            check=False,
-            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+            stdout=None if output == "inherit" else subprocess.PIPE,
+            stderr={"capture": subprocess.PIPE, "inherit": None, "tee": subprocess.STDOUT}[output],
+            process_group=0,
         )
     except FileNotFoundError as exc:
-        raise AgentImageError(
+        raise CommandNotFound(
             f"{argv[0]} not found on PATH; install it or fix PATH", ExitCode.ENVIRONMENT
         ) from exc
-    except subprocess.TimeoutExpired as exc:
-        raise AgentImageError(
-            f"{quote(argv)} did not finish within {timeout:.0f} s; check the host", code
-        ) from exc
-    if result.returncode != 0 and failure:
-        detail = last_line(result.stderr if capture else "")
-        raise AgentImageError(f"{failure}{': ' + detail if detail else ''}", code)
-    return result
+    tail: deque[str] = deque(maxlen=TAIL_LINES)
+    copier = _start_tee(process.stdout, tail) if output == "tee" else None
+    try:
+        if copier is None:
+            out, err = process.communicate(timeout=timeout)
+        else:
+            process.wait(timeout=timeout)
+            copier.join()
+            out, err = "".join(tail), ""
+    except subprocess.TimeoutExpired:
+        stop(process, drain=copier is None)
+        raise CommandTimedOut(
+            f"{what}: {argv[0]} did not finish within {timeout:.0f} s", code
+        ) from None
+    except BaseException:
+        stop(process, drain=copier is None)
+        raise
+    finished = Finished(tuple(argv), process.returncode, out or "", err or "")
+    if failure and not finished.ok:
+        raise AgentImageError(f"{failure}: {finished.detail}", code)
+    return finished
 
 
-def last_line(text: str | None) -> str:
-    lines = [line.strip() for line in (text or "").splitlines() if line.strip()]
-    return lines[-1] if lines else ""
+def _environment(env: Mapping[str, str] | None, replace: bool) -> dict[str, str] | None:
+    if env is None:
+        return {} if replace else None
+    return dict(env) if replace else {**os.environ, **env}
+
+
+def _start_tee(stream: IO[str] | None, tail: deque[str]) -> threading.Thread:
+    def copy() -> None:
+        assert stream is not None
+        for line in stream:
+            sys.stderr.write(line)
+            sys.stderr.flush()
+            tail.append(line)
+
+    thread = threading.Thread(target=copy, daemon=True)
+    thread.start()
+    return thread
+
+
+def stop(process: subprocess.Popen[str], *, drain: bool = True) -> None:
+    """End the process group: SIGTERM, then SIGKILL after KILL_GRACE seconds. `drain` reads
+    what is left in its pipes meanwhile (False when a tee thread already reads them)."""
+    for sig, wait in ((signal.SIGTERM, KILL_GRACE), (signal.SIGKILL, None)):
+        with suppress(ProcessLookupError):
+            os.killpg(process.pid, sig)
+        try:
+            if drain:
+                process.communicate(timeout=wait)
+            else:
+                process.wait(timeout=wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue

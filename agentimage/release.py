@@ -4,9 +4,6 @@ the steps themselves (see releasesteps for the order and the recovery rule).
 
 from __future__ import annotations
 
-import shlex
-import shutil
-import subprocess
 from dataclasses import replace
 from pathlib import Path
 
@@ -18,78 +15,16 @@ from agentimage.releasesteps import Context, steps_for
 from agentimage.runner import HostRunner, RecordingRunner
 from agentimage.tags import sha_tag
 
-REVISION_LABEL = "org.opencontainers.image.revision"
-
-
-def check_test_runner(command: str) -> None:
-    """The test command's program is on PATH, and `python -m MODULE` can import MODULE:
-    a missing runner is named before a build, not blamed on the image after it."""
-    try:
-        words = shlex.split(command)
-    except ValueError as exc:
-        raise AgentImageError(
-            f"test command {command!r} does not parse ({exc}); fix its quoting"
-        ) from exc
-    words = [w for w in words if "=" not in w.split("/")[0]] or [""]  # skip VAR=value
-    program = words[0]
-    if not shutil.which(program):
-        raise AgentImageError(
-            f"the release test command needs {program!r}, which is not on PATH; install it "
-            f"(pip install -e '.[test]' for the image tests) or pass --test-command",
-            ExitCode.ENVIRONMENT,
-        )
-    if len(words) > 2 and words[1] == "-m":
-        probe = (
-            "import importlib.util, sys; sys.exit(importlib.util.find_spec(sys.argv[1]) is None)"
-        )
-        found = subprocess.run([program, "-c", probe, words[2]], capture_output=True, check=False)
-        if found.returncode != 0:
-            raise AgentImageError(
-                f"the release test command runs {words[2]}, which {program} cannot import; "
-                f"install it (pip install -e '.[test]') or pass --test-command",
-                ExitCode.ENVIRONMENT,
-            )
-
-
-def check_local_image(plan: ReleasePlan) -> None:
-    """--publish-only publishes the image that release tested: it must still be here."""
-    found = subprocess.run(
-        [
-            "docker",
-            "image",
-            "inspect",
-            "--format",
-            f'{{{{index .Config.Labels "{REVISION_LABEL}"}}}}',
-            plan.local_image,
-        ],
-        text=True,
-        capture_output=True,
-        check=False,
-        timeout=60,
-    )
-    if found.returncode != 0:
-        raise AgentImageError(
-            f"the tested image {plan.local_image} of {plan.git_tag} is not in the local image "
-            "store; publish from the host that made the --no-push release, or make a new release",
-            ExitCode.ENVIRONMENT,
-        )
-    if found.stdout.strip() != plan.source_sha:
-        raise AgentImageError(
-            f"{plan.local_image} was built from {found.stdout.strip()[:12] or 'an unknown commit'}"
-            f", not from {plan.source_sha[:12]}; make a new release instead",
-            ExitCode.ENVIRONMENT,
-        )
-
 
 def environment(plan: ReleasePlan, settings: ReleaseSettings, guards: Preconditions) -> None:
     """Host checks, after the plan: test runner, engine and buildx, CLI version, base image."""
     if plan.local_image:
         guards.check(preflight.docker_engine)
-        guards.check(check_local_image, plan)
+        guards.check(preflight.local_image, plan.local_image, plan.source_sha, plan.git_tag)
         return
     if plan.pushed_digest:
         return  # nothing is built or tested
-    guards.check(check_test_runner, settings.test_command)
+    guards.check(preflight.test_runner, settings.test_command)
     guards.check(preflight.cli_version, settings.build.claude_code_version)
     info = guards.check(preflight.build_environment, settings.build.builder)
     if info is not None:

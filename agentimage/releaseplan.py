@@ -16,7 +16,7 @@ from agentimage import gitinfo, imagebuild, versioning
 from agentimage.config import image_repository
 from agentimage.errors import AgentImageError, ExitCode
 from agentimage.imagetools import Registry, RemoteImage
-from agentimage.labels import DESCRIPTION
+from agentimage.labels import Identity
 from agentimage.releaseguards import (
     VERSION_FILE,
     check_clean_branch,
@@ -42,13 +42,10 @@ class ReleaseSettings:
     remote: str
     test_command: str
     build: imagebuild.BuildOptions
-    source_url: str = ""
+    identity: Identity = field(default_factory=Identity)  # title, description, licenses...
     # Empty: publish the tested host-platform image with docker push. Otherwise the sha tag
     # is pushed as a manifest list of these platforms, built by buildx from the same inputs.
     platforms: tuple[str, ...] = ()
-    title: str = "agentgate/agent"
-    description: str = DESCRIPTION
-    licenses: str = "Apache-2.0"
     default_pre: str = "rc"  # identifier for a first prerelease when --pre is not given
     test_timeout: float = 1800.0
     push_timeout: float = 600.0

@@ -58,15 +58,11 @@ class Step:
 
 
 def metadata(plan: ReleasePlan, settings: ReleaseSettings) -> ImageMetadata:
-    return ImageMetadata(
+    return settings.identity.metadata(
         version=str(plan.version),
         revision=plan.source_sha,
         created=plan.created,
-        source=settings.source_url,
         variant=settings.build.variant,
-        title=settings.title,
-        description=settings.description,
-        licenses=settings.licenses,
     )
 
 

@@ -7,21 +7,15 @@ call names what the dry run should assume it returned (`dry_stdout`).
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
 import sys
 from collections.abc import Mapping, Sequence
-from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from agentimage import gitrun, imagebuild, versioning
+from agentimage import gitrun, imagebuild, proc, versioning
 from agentimage.buildx import BuildSpec, buildx_argv
-from agentimage.errors import AgentImageError, ExitCode
-from agentimage.proc import last_line, quote
-
-KILL_GRACE = 10  # seconds a timed-out or interrupted command gets after SIGTERM
+from agentimage.errors import ExitCode
+from agentimage.proc import quote
 
 
 def say(message: str) -> None:
@@ -59,34 +53,15 @@ class HostRunner:
         stream: bool = False,
         dry_stdout: str = "",
     ) -> str:
-        """Run argv in its own process group (so a timeout or Ctrl-C ends all it started);
-        stdout is returned, or shown as it comes with stream=True. A failure raises
+        """Run argv (proc.run: its own process group, so a timeout or Ctrl-C ends all it
+        started); stdout is returned, or shown as it comes with stream=True. A failure raises
         AgentImageError(failure + the command's last stderr line, code)."""
         if self.echo:
             say(f"$ {command_line(argv, env)}")
-        process = subprocess.Popen(
-            list(argv),
-            cwd=cwd,
-            env={**os.environ, **(env or {})},
-            text=True,
-            stdout=None if stream else subprocess.PIPE,
-            stderr=None if stream else subprocess.PIPE,
-            process_group=0,
-        )
-        try:
-            out, err = process.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            _stop(process)
-            raise AgentImageError(
-                f"{failure}: {argv[0]} did not finish within {timeout:.0f} s", code
-            ) from None
-        except BaseException:
-            _stop(process)
-            raise
-        if process.returncode != 0:
-            detail = last_line(err) or f"exit {process.returncode}"
-            raise AgentImageError(f"{failure}: {detail}", code)
-        return out or ""
+        output = "inherit" if stream else "capture"
+        return proc.run(
+            argv, cwd=cwd, env=env, timeout=timeout, output=output, failure=failure, code=code
+        ).stdout
 
     def build(self, spec: BuildSpec, variant: str, cwd: Path) -> str:
         say(f"$ {quote(buildx_argv(spec))}")
@@ -104,17 +79,6 @@ class HostRunner:
 
     def say(self, message: str) -> None:
         say(message)
-
-
-def _stop(process: subprocess.Popen[str]) -> None:
-    for sig, wait in ((signal.SIGTERM, KILL_GRACE), (signal.SIGKILL, None)):
-        with suppress(ProcessLookupError):
-            os.killpg(process.pid, sig)
-        try:
-            process.communicate(timeout=wait)
-            return
-        except subprocess.TimeoutExpired:
-            continue
 
 
 @dataclass

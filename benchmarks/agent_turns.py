@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import io
 import os
-import subprocess
+import shutil
 import sys
 import tarfile
 import tempfile
@@ -23,7 +23,7 @@ from typing import Any
 
 import docker
 from benchmarks.figures import Row, ms, ratio_row, sec
-from benchmarks.harness import LABEL, ROOT, BenchError, alternate, human, median
+from benchmarks.harness import LABEL, ROOT, BenchError, alternate, human, median, run
 
 sys.path.insert(0, str(ROOT / "tests" / "support"))
 from api_double import ALIAS, ApiDouble, Conversation, reply, start_api_double, text, tool
@@ -108,7 +108,7 @@ class TurnBench:
         self.control.remove()
         self.network.remove()
         self.client.close()
-        subprocess.run(["rm", "-rf", str(self.tmp)], check=False)
+        shutil.rmtree(self.tmp, ignore_errors=True)
 
     def _copy_cli(self) -> Path:
         """The image's /opt/claude-code, unpacked on the host: the same binary, byte for byte."""
@@ -168,9 +168,7 @@ class TurnBench:
 
     def _timed(self, argv: list[str], marker: str, **kwargs: Any) -> float:
         start = time.perf_counter()
-        result = subprocess.run(
-            argv, capture_output=True, text=True, timeout=120, check=False, **kwargs
-        )
+        result = run(argv, timeout=120, check=False, **kwargs)
         seconds = time.perf_counter() - start
         if result.returncode != 0 or '"is_error":false' not in result.stdout:
             problems = self.double.log().problems()
@@ -249,13 +247,13 @@ def cold_turn(bench: TurnBench, runs: int) -> Row:
         ]
         start = time.perf_counter()
         try:
-            subprocess.run(argv, capture_output=True, check=True, timeout=60)
+            run(argv, timeout=60)
             wait_until_ready(bench.client.containers.get(name), timeout=30, poll=0.01)
             bench.sandbox_turn(name)
             colds.append(time.perf_counter() - start)
             warms.append(bench.sandbox_turn(name))
         finally:
-            subprocess.run(["docker", "rm", "-f", "-v", name], capture_output=True, check=False)
+            run(["docker", "rm", "-f", "-v", name], check=False)
     value = median(colds)
     return Row(
         figure="cold path: `docker run -d` (hardened) to the first completed turn",
@@ -358,9 +356,7 @@ def _peak_rss(bench: TurnBench, sandbox: Sandbox | None) -> int:
         bench.double.play(write_turn(marker, f"/workspace/{marker}.txt"))
         argv = ["docker", "exec", sandbox.name, "python3", "-c", PEAK_RSS_PROBE, "claude", *flags]
         kwargs = {}
-    result = subprocess.run(
-        argv, capture_output=True, text=True, timeout=120, check=False, **kwargs
-    )
+    result = run(argv, timeout=120, check=False, **kwargs)
     if result.returncode != 0:
         raise BenchError(f"peak-RSS turn failed: {result.stdout}{result.stderr[-1500:]}")
     return int(result.stdout.strip())

@@ -5,13 +5,15 @@ from __future__ import annotations
 import re
 import shutil
 import statistics
-import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+from agentimage import proc
+from agentimage.errors import AgentImageError
 
 ROOT = Path(__file__).resolve().parent.parent
 BASE_IMAGE = "node:20-bookworm-slim"
@@ -72,23 +74,20 @@ def run(
     env: dict[str, str] | None = None,
     timeout: float = 900,
     check: bool = True,
-) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        list(argv),
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-    if check and result.returncode != 0:
+) -> proc.Finished:
+    """Run argv (agentimage.proc: bounded, its process group ended on a timeout); `env` is
+    all the command gets. A failure, with check, raises BenchError with the output's tail."""
+    try:
+        result = proc.run(argv, cwd=cwd, env=env, replace_env=env is not None, timeout=timeout)
+    except AgentImageError as exc:
+        raise BenchError(exc.message) from None
+    if check and not result.ok:
         tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-15:])
         raise BenchError(f"{' '.join(argv[:4])} ... failed ({result.returncode}):\n{tail}")
     return result
 
 
-def timed(argv: Sequence[str], **kwargs: object) -> tuple[float, subprocess.CompletedProcess[str]]:
+def timed(argv: Sequence[str], **kwargs: object) -> tuple[float, proc.Finished]:
     start = time.perf_counter()
     result = run(argv, **kwargs)  # type: ignore[arg-type]
     return time.perf_counter() - start, result

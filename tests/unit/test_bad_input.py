@@ -473,6 +473,4 @@ def test_the_readme_install_runs_the_default_test_command() -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     assert any(dep.startswith("nox") for dep in project["dependencies"])
     assert "pip install -e . && invoke build" in (ROOT / "README.md").read_text()
-    from agentimage.release import check_test_runner
-
-    check_test_runner(defaults["release"]["test_command"])  # nox is on this PATH
+    preflight.test_runner(defaults["release"]["test_command"])  # nox is on this PATH

@@ -5,7 +5,14 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from agentimage.labels import ImageMetadata, label_build_args, mismatched_labels, oci_labels
+from agentimage.labels import (
+    LABEL_BUILD_ARGS,
+    ImageMetadata,
+    label_build_args,
+    labels_from_build_args,
+    mismatched_labels,
+    oci_labels,
+)
 
 META = ImageMetadata(
     version="0.2.14-dev.3+g1a2b3c4",
@@ -58,3 +65,22 @@ def test_mismatched_labels() -> None:
     actual = {**expected, "org.opencontainers.image.revision": "unknown"}
     assert list(mismatched_labels(expected, actual)) == ["org.opencontainers.image.revision"]
     assert mismatched_labels(expected, expected) == {}
+
+
+def test_label_build_args_are_what_the_dockerfile_labels_from() -> None:
+    """The image tests expect labels_from_build_args(what the build passed): that holds only
+    while the Dockerfile's LABEL sets exactly these labels, each from its build arg."""
+    dockerfile = (Path(__file__).parents[2] / "docker/Dockerfile.agent").read_text()
+    joined = dockerfile.replace("\\\n", " ")
+    [instruction] = [line for line in joined.splitlines() if line.startswith("LABEL ")]
+    labelled = dict(re.findall(r'([\w.-]+)="\$\{(\w+)\}"', instruction))
+    assert labelled == dict(LABEL_BUILD_ARGS)
+
+
+def test_labels_from_build_args_reads_every_label_from_its_arg() -> None:
+    args = {**label_build_args(META), "CLAUDE_CODE_VERSION": "2.1.197"}
+    assert labels_from_build_args(args) == {
+        **oci_labels(META),
+        "io.agentgate.image.variant": "slim",
+        "io.agentgate.image.claude-code-version": "2.1.197",
+    }
