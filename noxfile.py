@@ -60,21 +60,22 @@ def unit(session: nox.Session) -> None:
     session.run("pytest", "tests/unit", *session.posargs)
 
 
-def _image_under_test(session: nox.Session) -> str:
-    """AGENT_IMAGE if set, else the slim image built now with `invoke build`."""
+def _image_under_test(session: nox.Session) -> dict[str, str]:
+    """AGENT_IMAGE (and AGENT_IMAGE_LABELS) if set, else the slim image built now with
+    `invoke build` and the labels that build was given."""
     image_ref = os.environ.get("AGENT_IMAGE")
-    if not image_ref:
-        session.run("invoke", "build", "--variant", TEST_VARIANT)
-        image_ref = DEV_IMAGE
-    return image_ref
+    if image_ref:
+        return {"AGENT_IMAGE": image_ref}
+    labels = Path(session.create_tmp()) / "agent-image-labels.json"
+    session.run("invoke", "build", "--variant", TEST_VARIANT, "--labels-file", str(labels))
+    return {"AGENT_IMAGE": DEV_IMAGE, "AGENT_IMAGE_LABELS": labels.read_text()}
 
 
 @nox.session(default=False)
 def image(session: nox.Session) -> None:
     """Build the image with `invoke build` (slim variant) and run the image tests on it."""
     _install_test(session)
-    image_ref = _image_under_test(session)
-    session.run("pytest", "tests/image", *session.posargs, env={"AGENT_IMAGE": image_ref})
+    session.run("pytest", "tests/image", *session.posargs, env=_image_under_test(session))
 
 
 def _gateway_under_test(session: nox.Session) -> str:
@@ -93,7 +94,7 @@ def _gateway_under_test(session: nox.Session) -> str:
 def _sandbox_suite(session: nox.Session, path: str) -> None:
     """A suite that runs agent sandboxes behind the gateway: both images under test."""
     _install_test(session)
-    env = {"AGENT_IMAGE": _image_under_test(session), "GATEWAY_IMAGE": _gateway_under_test(session)}
+    env = {**_image_under_test(session), "GATEWAY_IMAGE": _gateway_under_test(session)}
     session.run("pytest", path, *session.posargs, env=env)
 
 

@@ -19,7 +19,7 @@ from agentimage import release as releasing
 from agentimage.buildx import buildx_argv
 from agentimage.errors import AgentImageError, ExitCode
 from agentimage.imagetools import Registry
-from agentimage.labels import Identity, oci_labels
+from agentimage.labels import Identity, labels_from_build_args, oci_labels
 from agentimage.proc import quote
 from agentimage.releaseplan import ReleaseSettings
 from agentimage.runner import HostRunner
@@ -73,6 +73,7 @@ def _identity(c: Context) -> Identity:
         **BUILD_HELP,
         "tag": "extra tag (bare tag or full ref), repeatable; dev and sha-<7> are always set",
         "metadata-file": "also write buildx's metadata JSON (image digest) to this path",
+        "labels-file": "also write the labels the image was given, as JSON, to this path",
         "platform": "comma-separated platforms to build and load (default: the host's); "
         "more than one needs the containerd image store",
     },
@@ -84,6 +85,7 @@ def build(
     tag: list[str] | None = None,
     dry_run: bool = False,
     metadata_file: str | None = None,
+    labels_file: str | None = None,
     platform: str | None = None,
 ) -> None:
     """Build the image for the host (or --platform) and load it as agentgate/agent:dev, :sha-<7>.
@@ -111,6 +113,9 @@ def build(
             return
         checkoutbuild.check_host(planned)
         digest = checkoutbuild.run(planned, ROOT)
+        if labels_file:
+            given = labels_from_build_args(planned.spec.build_args)
+            Path(labels_file).write_text(to_json(given, indent=2, sort_keys=True) + "\n")
         print("\n".join(checkoutbuild.summary(planned, digest)))
 
 

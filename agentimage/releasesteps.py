@@ -17,6 +17,7 @@ functions with a RecordingRunner.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,7 +29,7 @@ from agentimage import gitinfo, imagebuild, recovery, versioning
 from agentimage.buildx import BuildSpec
 from agentimage.errors import AgentImageError, ExitCode
 from agentimage.imagetools import Registry, RemoteImage, Runner
-from agentimage.labels import ImageMetadata
+from agentimage.labels import ImageMetadata, labels_from_build_args
 from agentimage.releaseguards import VERSION_FILE
 from agentimage.releaseplan import ReleasePlan, ReleaseSettings
 from agentimage.tags import sha_tag
@@ -80,13 +81,22 @@ def build(ctx: Context) -> None:
     ctx.runner.build(spec, ctx.settings.build.variant, ctx.root)
 
 
+def test_environment(plan: ReleasePlan, settings: ReleaseSettings) -> dict[str, str]:
+    """What the test command is told: the image, and the labels its build was given."""
+    args = imagebuild.build_args(settings.build, metadata(plan, settings))
+    return {
+        "AGENT_IMAGE": plan.test_ref,
+        "AGENT_IMAGE_LABELS": json.dumps(labels_from_build_args(args), sort_keys=True),
+    }
+
+
 def test(ctx: Context) -> None:
     ref = ctx.plan.test_ref
     ctx.runner.say(f"testing {ref}: {ctx.settings.test_command}")
     try:
         ctx.runner.run(
             ["sh", "-c", ctx.settings.test_command],
-            env={"AGENT_IMAGE": ref},
+            env=test_environment(ctx.plan, ctx.settings),
             cwd=ctx.root,
             stream=True,
             timeout=ctx.settings.test_timeout,

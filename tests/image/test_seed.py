@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import time
 
@@ -9,6 +11,7 @@ import pytest
 from imagekit import Containers, logs_of
 
 import docker
+from agentimage.labels import LABEL_BUILD_ARGS, mismatched_labels
 
 
 def _bash(containers: Containers, script: str) -> str:
@@ -38,10 +41,19 @@ def test_runs_as_agentgate_in_workspace(containers: Containers) -> None:
     assert out.splitlines() == ["agentgate", "/workspace", "agentgate 755"]
 
 
-def test_oci_labels_are_filled(image) -> None:
-    for key in ("title", "description", "source", "version", "revision", "created", "licenses"):
-        value = image.labels.get(f"org.opencontainers.image.{key}")
-        assert value, f"label org.opencontainers.image.{key} is missing or empty"
+def test_labels_are_the_values_the_build_was_given(image) -> None:
+    """Every label the Dockerfile sets holds what the build passed (`invoke build
+    --labels-file` and the release's test step hand those over as AGENT_IMAGE_LABELS): a
+    build that forgot a value carries the Dockerfile's placeholder default and fails here."""
+    given = os.environ.get("AGENT_IMAGE_LABELS")
+    if not given:
+        pytest.skip(
+            "AGENT_IMAGE_LABELS is not set: pass the JSON `invoke build --labels-file FILE` "
+            "wrote (nox -s image and invoke release set it)"
+        )
+    expected = json.loads(given)
+    assert set(expected) == set(LABEL_BUILD_ARGS), f"AGENT_IMAGE_LABELS holds {sorted(expected)}"
+    assert mismatched_labels(expected, image.labels) == {}
 
 
 def test_auto_remove_leaves_nothing(containers: Containers, client: docker.DockerClient) -> None:

@@ -5,6 +5,8 @@ by putting the commit's image in the fake registry.
 
 from __future__ import annotations
 
+import json
+import shlex
 import subprocess
 from pathlib import Path
 
@@ -23,6 +25,7 @@ from release_helpers import (
 
 from agentimage import release
 from agentimage.errors import AgentImageError, ExitCode
+from agentimage.labels import labels_from_build_args
 from agentimage.runner import HostRunner
 
 
@@ -50,7 +53,7 @@ def test_first_release_plan(repo) -> None:
     # the order that keeps a release from existing in one place only
     order = [
         "docker buildx build",
-        f"AGENT_IMAGE={REPOSITORY}:sha-{sha[:7]} sh -c true",
+        f"AGENT_IMAGE={REPOSITORY}:sha-{sha[:7]} AGENT_IMAGE_LABELS=",
         "docker push",
         "echo 0.1.1 > VERSION",
         "git commit -q -m 'release: v0.1.1' -- VERSION",
@@ -62,6 +65,24 @@ def test_first_release_plan(repo) -> None:
     ]
     positions = [index_of(ran, text) for text in order]
     assert positions == sorted(positions), ran
+
+
+def test_the_test_command_is_told_the_labels_the_build_was_given(repo) -> None:
+    """The image tests compare the built image's labels with these: the test command gets
+    exactly the values the buildx command passes as build args."""
+    work, git = repo
+    ran = commands(work, plan(work))
+    build = shlex.split(ran[index_of(ran, "docker buildx build")])
+    build_args = dict(
+        build[i + 1].split("=", 1) for i, word in enumerate(build) if word == "--build-arg"
+    )
+    test = shlex.split(ran[index_of(ran, "sh -c true")])
+    env = dict(word.split("=", 1) for word in test[: test.index("sh")])
+    given = json.loads(env["AGENT_IMAGE_LABELS"])
+    assert given == labels_from_build_args(build_args)
+    assert given["org.opencontainers.image.revision"] == git("rev-parse", "HEAD")
+    assert given["org.opencontainers.image.version"] == "0.1.1"
+    assert env["AGENT_IMAGE"] == f"{REPOSITORY}:sha-{git('rev-parse', 'HEAD')[:7]}"
 
 
 def test_dry_run_records_exactly_the_commands_a_real_run_runs(repo, capsys) -> None:
