@@ -341,36 +341,69 @@ def test_compose_agent_is_hardened(compose: dict) -> None:
     assert agent.get("mem_limit"), "an agent without a memory limit can take the host down"
 
 
-def test_compose_agent_writable_mounts(compose: dict) -> None:
+def short_volume(spec: str) -> tuple[str, str, str]:
+    """Compose's short volume syntax SOURCE:TARGET[:MODE] -> (source, target, mode); a
+    ${VAR:-default} source keeps its own colon."""
+    source = re.match(r"(\$\{[^}]*\}|[^:]*)", spec)
+    assert source, spec
+    target, _, mode = spec[source.end() + 1 :].partition(":")
+    return source.group(0), target, mode
+
+
+@pytest.mark.parametrize(
+    ("spec", "parts"),
+    [
+        ("${AGENT_WORKSPACE_DIR:-./workspace}:/workspace",
+         ("${AGENT_WORKSPACE_DIR:-./workspace}", "/workspace", "")),
+        ("./creds.json:/run/secrets/claude-credentials.json:ro",
+         ("./creds.json", "/run/secrets/claude-credentials.json", "ro")),
+    ],
+)  # fmt: skip
+def test_short_volume(spec: str, parts: tuple[str, str, str]) -> None:
+    assert short_volume(spec) == parts
+
+
+def test_compose_agent_writes_only_the_workspace_and_two_tmpfs(compose: dict) -> None:
     agent = compose["services"]["agent"]
-    tmpfs = agent.get("tmpfs") or []
-    tmpfs = [tmpfs] if isinstance(tmpfs, str) else tmpfs
-    targets = {entry.split(":", 1)[0] for entry in tmpfs}
-    assert "/tmp" in targets, f"read_only needs a tmpfs on /tmp; tmpfs: {tmpfs}"
-    volumes = agent.get("volumes") or []
-    by_target = {}
-    for volume in volumes:
-        if isinstance(volume, dict):
-            by_target[volume["target"]] = volume
-        else:
-            # ${VAR:-default} holds a colon of its own: replace it before splitting.
-            parts = re.sub(r"\$\{[^}]*\}", "SOURCE", volume).split(":")
-            by_target[parts[1]] = parts
-    assert "/workspace" in by_target, f"no workspace mount: {volumes}"
-    for target, spec in by_target.items():
-        assert "docker.sock" not in str(spec), f"the sandbox must not get the Docker socket: {spec}"
-        if target.endswith(".credentials.json"):
-            read_only = spec.get("read_only") if isinstance(spec, dict) else "ro" in spec[2:]
-            assert read_only, f"credentials must be mounted read-only: {spec}"
+    tmpfs = {entry.split(":", 1)[0] for entry in agent["tmpfs"]}
+    assert tmpfs == {"/tmp", "/home/agentgate"}, agent["tmpfs"]
+    volumes = [short_volume(v) if isinstance(v, str) else v for v in agent.get("volumes", [])]
+    assert volumes == [("${AGENT_WORKSPACE_DIR:-./workspace}", "/workspace", "")], volumes
 
 
-def test_compose_agent_healthcheck(compose: dict) -> None:
-    check = compose["services"]["agent"].get("healthcheck")
-    assert check, "the agent service needs a healthcheck (AgentGate waits for healthy)"
-    assert not check.get("disable", False)
-    test = check.get("test")
-    if test is not None:
-        assert "agent-healthcheck.sh" in (test if isinstance(test, str) else " ".join(test))
+def test_compose_sandbox_is_given_no_credentials(compose: dict) -> None:
+    """The gateway holds the key: the sandbox gets no secret, no credentials file mount (the
+    image would read one at /run/secrets/claude-credentials.json) and no key in its
+    environment but the placeholder the gateway replaces."""
+    agent = compose["services"]["agent"]
+    assert "secrets" not in agent, agent.get("secrets")
+    for volume in agent.get("volumes", []):
+        source, target, _ = short_volume(volume)
+        assert "docker.sock" not in source, "the sandbox must never get the Docker socket"
+        assert not target.startswith(("/run/secrets", "/home/agentgate")), volume
+        assert "credentials" not in f"{source}{target}", volume
+    env = agent["environment"]
+    assert env["ANTHROPIC_API_KEY"] == "placeholder-the-gateway-injects-the-real-key"
+    for name in ("CLAUDE_CODE_OAUTH_TOKEN", "ANTHROPIC_AUTH_TOKEN", "AGENT_CREDENTIALS_FILE"):
+        assert name not in env, name
+    assert "${" not in json.dumps(env), "a value of the caller's environment reaches the sandbox"
+
+
+def test_compose_agent_healthcheck_is_the_images_own(
+    compose: dict, runtime: list[Instruction]
+) -> None:
+    """AgentGate waits for healthy: compose runs the image's check script with the image's
+    own timing (without `test` compose falls back silently; other timings would disagree
+    with the image and the README)."""
+    check = compose["services"]["agent"]["healthcheck"]
+    (healthcheck,) = [ins for ins in runtime if ins.keyword == "HEALTHCHECK"]
+    options, command = healthcheck.args.split(" CMD ", 1)
+    flags, _ = flags_and_rest(options)
+    timing = {name.replace("-", "_"): value for name, value in flags.items()}
+    assert check == {
+        "test": ["CMD", *json.loads(command)],
+        **{name: int(value) if name == "retries" else value for name, value in timing.items()},
+    }
 
 
 def test_compose_agent_reaches_nothing_but_the_gateway(compose: dict) -> None:
