@@ -7,7 +7,7 @@ registry, and that a later build imports it.
 
 from __future__ import annotations
 
-from conftest import ReleaseRepo, registry_tags
+from releasekit import ReleaseRepo, registry_tags
 
 
 def test_registry_build_cache_is_exported_and_imported(release_repo: ReleaseRepo) -> None:

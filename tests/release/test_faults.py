@@ -21,7 +21,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from conftest import (
+from fault_proxy import FaultProxy
+from releasekit import (
     LocalRegistry,
     ReleaseRepo,
     configure_identity,
@@ -30,7 +31,6 @@ from conftest import (
     remote_labels,
     remove_local_images,
 )
-from fault_proxy import FaultProxy
 
 NODE_CHECK = 'docker run --rm --entrypoint node "$AGENT_IMAGE" --version'
 RELEASED = "0.1.1\n"

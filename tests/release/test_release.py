@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from conftest import (
+from releasekit import (
     ReleaseRepo,
     commands_run,
     planned_commands,

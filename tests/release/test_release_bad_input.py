@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from conftest import (
+from releasekit import (
     LocalRegistry,
     ReleaseRepo,
     htpasswd_registry,

@@ -16,7 +16,7 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
-from conftest import LocalRegistry, htpasswd_registry, make_release_repo, remove_local_images
+from releasekit import LocalRegistry, htpasswd_registry, make_release_repo, remove_local_images
 
 HELPER = Path(__file__).parent / "bin" / "docker-credential-agentgate-test"
 PASSWORD = "right-password"

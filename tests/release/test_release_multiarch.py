@@ -7,7 +7,7 @@ Marked multiarch: the arm64 half builds under qemu, so `nox -s multiarch` runs i
 from __future__ import annotations
 
 import pytest
-from conftest import ReleaseRepo, registry_tags
+from releasekit import ReleaseRepo, registry_tags
 
 from agentimage.imagetools import Registry
 from agentimage.runner import HostRunner
