@@ -4,35 +4,38 @@ Needs a Docker Engine with buildx, arm64 emulation (scripts/provision-emulation.
 two-platform base mirror (scripts/build-base-mirror.sh with PLATFORMS including arm64).
 About two minutes cold: the arm64 half builds under qemu. Marked multiarch, so
 `nox -s multiarch` runs it, not `nox -s release`; `registry` is the release suite's
-loopback registry.
+loopback registry. The pushed image goes to a repository name of the module's own, and
+every tag the push and the runs leave in the local image store is removed afterwards.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import tarfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from releasekit import ROOT, remove_local_images, unique_image_name
 
 from agentimage.imagetools import Registry
 from agentimage.runner import HostRunner
 
-ROOT = Path(__file__).resolve().parents[2]
 PLATFORMS = ("linux/amd64", "linux/arm64")
-REPO = "agentgate/agent"
 TAG = "multiarch-test"
 
 pytestmark = pytest.mark.multiarch
 
 
-def invoke_buildx(*args: str) -> None:
+def invoke_buildx(*args: str, image_name: str = "agentgate/agent") -> None:
     """`invoke buildx --variant slim ARGS` in the project; fails the test with its log."""
     result = subprocess.run(
         [sys.executable, "-m", "invoke", "buildx", "--variant", "slim", *args],
         cwd=ROOT,
+        env={**os.environ, "INVOKE_IMAGE_NAME": image_name},
         capture_output=True,
         text=True,
         timeout=1800,
@@ -42,11 +45,19 @@ def invoke_buildx(*args: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def pushed(registry: str) -> str:
-    """Run `invoke buildx` once for the module; return the pushed reference."""
+def pushed(registry: str) -> Iterator[str]:
+    """Run `invoke buildx` once for the module; the pushed reference. With the containerd
+    image store the push also leaves its tags in the local store: removed after."""
+    image_name = unique_image_name()
     platforms = ",".join(PLATFORMS)
-    invoke_buildx("--platform", platforms, "--registry", registry, "--tag", TAG, "--no-verify")
-    return f"{registry}/{REPO}:{TAG}"
+    try:
+        invoke_buildx(
+            "--platform", platforms, "--registry", registry, "--tag", TAG, "--no-verify",
+            image_name=image_name,
+        )  # fmt: skip
+        yield f"{registry}/{image_name}:{TAG}"
+    finally:
+        remove_local_images(registry, image_name)
 
 
 def test_pushed_tag_is_a_manifest_list_of_both_platforms(registry: str, pushed: str) -> None:
