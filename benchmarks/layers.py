@@ -517,3 +517,35 @@ def breakdown(
     if hidden:
         totals["shadowed"] += hidden
     return dict(totals)
+
+
+def find_bytes(
+    path: Path, needles: Sequence[bytes], *, platform: str = "linux/amd64"
+) -> list[tuple[int, str, bytes]]:
+    """Every (layer, path, needle) where a regular file of the image in archive `path`
+    contains one of the needles: the whole content of every layer, hidden files included."""
+    overlap = max(len(needle) for needle in needles) - 1
+    found: list[tuple[int, str, bytes]] = []
+    with tarfile.open(path, mode="r:") as outer:
+        members = {normalise(m.name): m for m in outer.getmembers()}
+
+        def load(name: str) -> Any:
+            handle = outer.extractfile(members[normalise(name)])
+            assert handle is not None
+            return json.load(handle)
+
+        manifest = _pick_manifest(load, load("index.json"), platform, members)
+        for index, desc in enumerate(manifest["layers"]):
+            blob = outer.extractfile(members[normalise(_blob_path(desc["digest"]))])
+            assert blob is not None
+            with _open_stream(blob) as stream, tarfile.open(fileobj=stream, mode="r|") as tar:
+                for member in tar:
+                    content = tar.extractfile(member) if member.isreg() else None
+                    seen: set[bytes] = set()
+                    tail = b""
+                    while content is not None and (chunk := content.read(_CHUNK)):
+                        window = tail + chunk
+                        seen.update(needle for needle in needles if needle in window)
+                        tail = window[-overlap:] if overlap else b""
+                    found += [(index, normalise(member.name), needle) for needle in sorted(seen)]
+    return found

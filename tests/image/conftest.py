@@ -15,6 +15,7 @@ from docker.models.images import Image
 from imagekit import AGENT_UID, Containers, owned_path
 
 import docker
+from benchmarks import layers
 
 
 @pytest.fixture(scope="session")
@@ -45,6 +46,17 @@ def image(client: docker.DockerClient) -> Image:
 @pytest.fixture(scope="session")
 def image_ref(image: Image) -> str:
     return os.environ["AGENT_IMAGE"]
+
+
+@pytest.fixture(scope="session")
+def saved_image(image_ref: str, tmp_path_factory: pytest.TempPathFactory) -> layers.Image:
+    """Every layer of the image under test, read once from `docker image save` (files of
+    1 MiB or more with their content digest); the archive is deleted once read."""
+    archive = layers.save_image(image_ref, tmp_path_factory.mktemp("image-save") / "image.tar")
+    try:
+        return layers.read_archive(archive, hash_min_size=layers.MIB)
+    finally:
+        archive.unlink()
 
 
 @pytest.fixture

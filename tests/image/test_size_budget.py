@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import posixpath
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
@@ -33,26 +32,18 @@ class Analysed:
 
 
 @pytest.fixture(scope="module")
-def analysed(tmp_path_factory: pytest.TempPathFactory) -> Analysed:
-    ref = os.environ.get("AGENT_IMAGE")
-    if not ref:
-        pytest.skip("AGENT_IMAGE is not set; `nox -s image` builds the image and sets it")
-    archive = layers.save_image(ref, tmp_path_factory.mktemp("save") / "image.tar")
-    image = layers.read_archive(Path(archive), hash_min_size=MIB)
-    archive.unlink()
+def analysed(image_ref: str, saved_image: layers.Image, client: docker.DockerClient) -> Analysed:
+    ref, image = image_ref, saved_image
     labels = image.config.get("config", {}).get("Labels") or {}
     base_ref = os.environ.get("AGENT_BASE_IMAGE") or BASES.get(
         labels.get("io.agentgate.image.variant", ""), ""
     )
     base_layers = 0
     if base_ref:
-        client = docker.from_env()
         try:
             base_ids = client.images.get(base_ref).attrs["RootFS"]["Layers"]
         except docker.errors.ImageNotFound:
             base_ids = []  # base not on this host: charge every layer (stricter)
-        finally:
-            client.close()
         base_layers = layers.shared_prefix(base_ids, image.config["rootfs"]["diff_ids"])
     return Analysed(ref, image, layers.replay(image.layers), base_layers, base_ref)
 

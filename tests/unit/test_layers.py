@@ -411,8 +411,14 @@ HISTORY = [
 ]
 
 
-def oci_archive(tmp_path: Path, *, platforms: Sequence[str] = ("linux/amd64",)) -> Path:
-    """An OCI layout like the containerd store saves: index -> index -> manifests."""
+def oci_archive(
+    tmp_path: Path,
+    *,
+    platforms: Sequence[str] = ("linux/amd64",),
+    more: Sequence[Sequence[Member]] = (),
+) -> Path:
+    """An OCI layout like the containerd store saves: index -> index -> manifests (`more`:
+    layers stacked on the four every platform has)."""
     blobs: dict[str, bytes] = {}
     empty = layer_tar([])
     manifests = []
@@ -423,6 +429,7 @@ def oci_archive(tmp_path: Path, *, platforms: Sequence[str] = ("linux/amd64",)) 
             layer_tar([Wh("/etc/os-release"), F("/usr/bin/git", b"g")], compress=True),
             layer_tar([F("/opt/cli/claude", b"c" * 30)], compress=True),
             empty,
+            *(layer_tar(members, compress=True) for members in more),
         ]
         layer_descs = [
             {"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", **_blob(blobs, data)}
@@ -531,3 +538,17 @@ def test_not_an_image_archive_says_so(tmp_path: Path) -> None:
 def test_zstd_layers_are_refused_with_a_hint() -> None:
     with pytest.raises(L.ArchiveError, match="zstd"):
         L.read_layer(io.BytesIO(b"\x28\xb5\x2f\xfd" + b"\0" * 600))
+
+
+def test_find_bytes_reads_every_file_of_every_layer(tmp_path: Path) -> None:
+    """Across a read-chunk boundary, in a file a later layer deletes, and nowhere else."""
+    boundary = b"x" * (L._CHUNK - 3) + b"NEEDLE-ONE" + b"y" * 10
+    archive = oci_archive(
+        tmp_path,
+        more=[
+            [F("/big.bin", boundary), F("/hidden.pem", b"-- NEEDLE-TWO --")],
+            [Wh("/hidden.pem")],
+        ],
+    )
+    found = L.find_bytes(archive, [b"NEEDLE-ONE", b"NEEDLE-TWO", b"NEEDLE-THREE"])
+    assert found == [(4, "/big.bin", b"NEEDLE-ONE"), (4, "/hidden.pem", b"NEEDLE-TWO")]
