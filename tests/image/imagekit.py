@@ -129,11 +129,16 @@ def wait_for(
         time.sleep(0.1)
 
 
-def wait_running(container: Container, timeout: float = 10) -> None:
+# Deadlines bound how long a failure takes to show, on a host busy with other builds; the
+# states themselves arrive in about a second on an idle one.
+WAIT_TIMEOUT = 60
+
+
+def wait_running(container: Container, timeout: float = WAIT_TIMEOUT) -> None:
     wait_for(container, lambda a: a["State"]["Status"] == "running", timeout, "running")
 
 
-def wait_healthy(container: Container, timeout: float = 15) -> dict:
+def wait_healthy(container: Container, timeout: float = WAIT_TIMEOUT) -> dict:
     """Until Docker reports the container healthy: the entrypoint has finished (its ready
     marker names the running workload) and the checks pass. Waiting for "running" is not
     enough: the entrypoint may still be preparing HOME when the first exec arrives."""

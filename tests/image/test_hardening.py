@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from imagekit import HARDENED, Containers, bind, exec_in, logs_of, wait_running
+from imagekit import HARDENED, Containers, bind, exec_in, logs_of, wait_healthy
 
 # Inspections that must see every directory (/root is 0700) run as root with the entrypoint
 # bypassed: the entrypoint would drop to agentgate, which cannot read everything.
@@ -67,7 +67,7 @@ def test_only_workspace_and_tmpfs_are_writable(containers: Containers, workspace
 
 def test_keep_alive_exec_and_fast_stop(containers: Containers, workspace: Path) -> None:
     container = containers.start(volumes=bind(workspace), **HARDENED)
-    wait_running(container)
+    wait_healthy(container)  # the entrypoint has handed over to the keep-alive
     code, out = exec_in(container, 'id -un; id -u; pwd; echo "$HOME"; touch /workspace/x')
     assert code == 0, out
     assert out.split() == ["agentgate", "1000", "/workspace", "/home/agentgate"]
