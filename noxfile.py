@@ -137,7 +137,28 @@ def bench(session: nox.Session) -> None:
     session.run("python", "-m", "benchmarks", *session.posargs)
 
 
+# Saved by the inventory session before verify's first check, compared after its last.
+DOCKER_INVENTORY = ROOT / ".nox" / "verify-docker-inventory.json"
+
+
+@nox.session(default=False)
+def inventory(session: nox.Session) -> None:
+    """Record the Docker engine's images, containers, networks and volumes (verify's first)."""
+    session.install("-e", ".")
+    DOCKER_INVENTORY.parent.mkdir(exist_ok=True)
+    session.run("python", "tests/leftovers/inventory.py", "save", str(DOCKER_INVENTORY))
+
+
+@nox.session(default=False)
+def leftovers(session: nox.Session) -> None:
+    """Fail on anything verify left in the Docker engine but its dev tags (verify's last)."""
+    _install_test(session)
+    env = {"AGENTGATE_DOCKER_INVENTORY": str(DOCKER_INVENTORY)}
+    session.run("pytest", "tests/leftovers", *session.posargs, env=env)
+
+
 VERIFY_SESSIONS = [
+    "inventory",
     "lint",
     "shellcheck",
     "unit",
@@ -147,6 +168,7 @@ VERIFY_SESSIONS = [
     "security",
     "release",
     "multiarch",
+    "leftovers",
 ]
 
 
