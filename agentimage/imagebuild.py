@@ -3,10 +3,14 @@ and running it: the one way the tooling builds the image."""
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import json
+import os
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -97,9 +101,42 @@ def failure_hint(variant: str, output_tail: str, base: str = "") -> str:
     return "read the build log above, fix the cause and re-run"
 
 
+def lock_dir() -> Path:
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return cache / "agentgate-agent-image" / "build-locks"
+
+
+@contextmanager
+def tags_taken(tags: Sequence[str]) -> Iterator[None]:
+    """Hold each tag while it is built: two builds of one tag on one Docker host take turns.
+
+    The containerd image store cannot create an image name twice at once: the second
+    concurrent export fails with 'image "...": already exists' (two releases of one commit,
+    two CI jobs on one runner). Locks are taken in sorted order, so builds sharing several
+    tags cannot deadlock; the operating system drops them when the process ends. Without a
+    writable cache directory the build runs unlocked, as a lone build may.
+    """
+    try:
+        lock_dir().mkdir(parents=True, exist_ok=True)
+    except OSError:
+        yield
+        return
+    with ExitStack() as held:
+        for tag in sorted(set(tags)):
+            name = hashlib.sha256(tag.encode()).hexdigest()[:24]
+            handle = held.enter_context((lock_dir() / f"{name}.lock").open("a"))
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                print(f"waiting for another build of {tag} on this host", file=sys.stderr)
+                sys.stderr.flush()
+                fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
 def run_build(spec: BuildSpec, variant: str, cwd: Path) -> str:
     """Run buildx (its log copied to stderr); return the image digest from the metadata file."""
-    with tempfile.TemporaryDirectory(prefix="agentimage-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="agentimage-") as tmp, tags_taken(spec.tags):
         metadata = spec.metadata_file or Path(tmp) / "metadata.json"
         argv = buildx_argv(replace(spec, metadata_file=metadata))
         print(f"$ {quote(argv)}", file=sys.stderr, flush=True)

@@ -334,8 +334,12 @@ def test_two_releases_race_from_two_clones(release_repo: ReleaseRepo, tmp_path: 
         for repo in (first, second)
     ]
     codes = [run.finish() for run in runs]
-    assert sorted(codes)[0] == 0, codes
-    assert sorted(codes)[1] in (6, 9), codes
+    both = "\n".join(
+        f"--- release {i} exited {c} ---\n{r.output}"
+        for i, (c, r) in enumerate(zip(codes, runs, strict=True))
+    )
+    assert sorted(codes)[0] == 0, both
+    assert sorted(codes)[1] in (6, 9), both
     winner, loser = (first, second) if codes[0] == 0 else (second, first)
     lost = runs[codes.index(sorted(codes)[1])]
     assert "Traceback" not in lost.output

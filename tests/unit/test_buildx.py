@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from pathlib import Path
 
 import pytest
 
 from agentimage.buildx import BuildSpec, buildx_argv, cache_ref
 from agentimage.errors import AgentImageError
-from agentimage.imagebuild import BuildOptions, build_args, failure_hint, make_spec
+from agentimage.imagebuild import BuildOptions, build_args, failure_hint, make_spec, tags_taken
 from agentimage.labels import ImageMetadata
 
 TAGS = ("agentgate/agent:dev", "agentgate/agent:sha-1a2b3c4")
@@ -175,3 +177,24 @@ def test_make_spec_carries_every_option() -> None:
 )
 def test_failure_hint(variant: str, log: str, hint: str) -> None:
     assert hint in failure_hint(variant, log)
+
+
+def test_builds_of_one_tag_take_turns(capsys: pytest.CaptureFixture[str]) -> None:
+    """A build waits while another holds any of its tags, and goes on once it is done."""
+    entered = threading.Event()
+    with tags_taken(["r/a:sha-1", "r/a:dev"]):
+        waiting = threading.Thread(
+            target=lambda: _enter(tags_taken(["r/a:dev", "r/a:try"]), entered), daemon=True
+        )
+        waiting.start()
+        assert not entered.wait(0.5), "a second build of r/a:dev did not wait"
+        with tags_taken(["r/a:other"]):  # another tag does not wait
+            pass
+    assert entered.wait(10), "the waiting build never got its turn"
+    waiting.join(10)
+    assert "waiting for another build of r/a:dev on this host" in capsys.readouterr().err
+
+
+def _enter(lock: contextlib.AbstractContextManager[None], entered: threading.Event) -> None:
+    with lock:
+        entered.set()
