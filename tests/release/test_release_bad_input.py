@@ -18,6 +18,7 @@ from releasekit import (
     htpasswd_registry,
     make_release_repo,
     remove_local_images,
+    run,
 )
 
 
@@ -115,12 +116,7 @@ def test_push_refused_by_a_read_only_registry(
 
 
 def _buildx_plugin_dir() -> Path:
-    out = subprocess.run(
-        ["docker", "info", "--format", "{{json .ClientInfo.Plugins}}"],
-        text=True,
-        capture_output=True,
-        check=True,
-    ).stdout
+    out = run(["docker", "info", "--format", "{{json .ClientInfo.Plugins}}"])
     plugin = next(p for p in json.loads(out) if p["Name"] == "buildx")
     return Path(plugin["Path"]).parent
 
