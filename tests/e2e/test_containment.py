@@ -98,9 +98,11 @@ def dns_recorder(
 
 def host_addresses() -> list[str]:
     """The host's own IPv4 addresses: its uplink, docker0 and every bridge."""
-    out = subprocess.run(
-        ["ip", "-json", "-4", "address", "show"], capture_output=True, text=True, check=True
-    ).stdout
+    listed = subprocess.run(
+        ["ip", "-json", "-4", "address", "show"], capture_output=True, text=True, check=False
+    )
+    assert listed.returncode == 0, listed.stderr
+    out = listed.stdout
     return [
         info["local"]
         for interface in json.loads(out)

@@ -255,7 +255,10 @@ def tls_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     files = {name: directory / f"{name}.pem" for name in ("ca", "ca-key", "cert", "key", "csr")}
 
     def openssl(*args: str) -> None:
-        subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=60)
+        made = subprocess.run(
+            ["openssl", *args], capture_output=True, text=True, timeout=60, check=False
+        )
+        assert made.returncode == 0, made.stderr
 
     openssl(
         "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+from git_helpers import checked
+
 ROOT = Path(__file__).resolve().parents[2]
 CLI_PACKAGE = "@anthropic-ai/claude-code"
 KNOWN_CLI_VERSION = "2.1.197"
@@ -64,9 +66,7 @@ def fake_npm_registry() -> Iterator[str]:
 
 
 def git(cwd: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", *args], cwd=cwd, check=True, text=True, capture_output=True
-    ).stdout.strip()
+    return checked(["git", *args], cwd=cwd).strip()
 
 
 @dataclass
@@ -116,8 +116,8 @@ class CliRepo:
 def make_cli_repo(base: Path, npm_registry: str) -> CliRepo:
     origin = base / "origin.git"
     work = base / "work"
-    subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(origin)], check=True)
-    subprocess.run(["git", "init", "-q", "-b", "main", str(work)], check=True)
+    checked(["git", "init", "-q", "--bare", "-b", "main", str(origin)])
+    checked(["git", "init", "-q", "-b", "main", str(work)])
     for name in ("tasks.py", "invoke.yaml"):
         shutil.copy2(ROOT / name, work / name)
     (work / "VERSION").write_text("0.1.0\n")

@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+import shlex
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 GitRun = Callable[..., str]
 
 
+def checked(argv: Sequence[str], *, cwd: Path | None = None, timeout: float = 120) -> str:
+    """Run a helper command; its failure fails the test with the command's whole stderr."""
+    result = subprocess.run(
+        list(argv), cwd=cwd, text=True, capture_output=True, timeout=timeout, check=False
+    )
+    assert result.returncode == 0, f"{shlex.join(argv)} failed:\n{result.stderr}"
+    return result.stdout
+
+
 def _git(cwd: Path) -> GitRun:
     def run(*args: str) -> str:
-        return subprocess.run(
-            ["git", *args], cwd=cwd, check=True, text=True, capture_output=True
-        ).stdout.strip()
+        return checked(["git", *args], cwd=cwd).strip()
 
     return run
 
@@ -22,8 +30,8 @@ def make_repo(tmp_path: Path) -> tuple[Path, GitRun]:
     """A repo on main with VERSION=0.1.0 committed, and a bare origin it tracks."""
     origin = tmp_path / "origin.git"
     work = tmp_path / "work"
-    subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(origin)], check=True)
-    subprocess.run(["git", "init", "-q", "-b", "main", str(work)], check=True)
+    checked(["git", "init", "-q", "--bare", "-b", "main", str(origin)])
+    checked(["git", "init", "-q", "-b", "main", str(work)])
     git = _git(work)
     git("config", "user.name", "Test")
     git("config", "user.email", "test@example.invalid")

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 from cli_helpers import CliRepo, fake_npm_registry, make_cli_repo
-from git_helpers import make_repo
+from git_helpers import checked, make_repo
 from git_http import PASSWORD, USER, GitHttpRemote, git_http_remote
 from release_helpers import commands, plan, pushed, run
 
@@ -141,15 +141,12 @@ def signing_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str
     home = tmp_path / "gnupg"
     home.mkdir(mode=0o700)
     monkeypatch.setenv("GNUPGHOME", str(home))
-    subprocess.run(
+    checked(
         ["gpg", "--batch", "--passphrase", "", "--quick-gen-key",
          "Release Test <release@example.invalid>", "ed25519", "sign", "never"],
-        check=True, capture_output=True, timeout=DEADLINE,
+        timeout=DEADLINE,
     )  # fmt: skip
-    listing = subprocess.run(
-        ["gpg", "--list-secret-keys", "--with-colons"],
-        check=True, capture_output=True, text=True, timeout=DEADLINE,
-    ).stdout  # fmt: skip
+    listing = checked(["gpg", "--list-secret-keys", "--with-colons"], timeout=DEADLINE)
     fingerprint = next(
         line.split(":")[9] for line in listing.splitlines() if line.startswith("fpr")
     )

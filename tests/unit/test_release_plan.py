@@ -7,11 +7,10 @@ from __future__ import annotations
 
 import json
 import shlex
-import subprocess
 from pathlib import Path
 
 import pytest
-from git_helpers import GitRun, commit, make_repo
+from git_helpers import GitRun, checked, commit, make_repo
 from release_helpers import (
     REPOSITORY,
     FakeRegistry,
@@ -189,7 +188,7 @@ def test_remote_ahead_is_refused(repo, tmp_path: Path) -> None:
         ["-c", "user.name=x", "-c", "user.email=x@x", "commit", "-qm", "feat: b"],
         ["push", "-q", "origin", "main"],
     ):
-        subprocess.run(["git", *args], cwd=clone, check=True)
+        checked(["git", *args], cwd=clone)
     with pytest.raises(AgentImageError, match="has commits that main lacks"):
         plan(work)
 
