@@ -10,11 +10,12 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Unpack
 
 from agentimage import config, gitinfo, imagebuild, preflight, proc, versioning
 from agentimage.buildx import BuildSpec
 from agentimage.errors import AgentImageError
-from agentimage.imagebuild import BuildOptions
+from agentimage.imagebuild import BuildOptions, Destination
 from agentimage.imagetools import Registry
 from agentimage.labels import CLAUDE_CODE_VERSION_LABEL, Identity, ImageMetadata
 from agentimage.tags import dev_tags, qualify
@@ -63,27 +64,13 @@ def plan(
     identity: Identity,
     options: BuildOptions,
     repository: str,
-    *,
     extra_tags: Sequence[str] = (),
-    platforms: tuple[str, ...] = (),
-    load: bool = False,
-    push: bool = False,
-    output: str = "",
-    metadata_file: Path | None = None,
+    **destination: Unpack[Destination],
 ) -> CheckoutBuild:
     """The build of HEAD tagged dev and sha-<7> (plus extra_tags) in repository."""
     meta = metadata(root, identity, options.variant)
     refs = qualify(repository, dev_tags(meta.revision)) + extra_refs(repository, extra_tags)
-    spec = imagebuild.make_spec(
-        options,
-        meta,
-        refs,
-        platforms=platforms,
-        load=load,
-        push=push,
-        output=output,
-        metadata_file=metadata_file,
-    )
+    spec = imagebuild.make_spec(options, meta, refs, **destination)
     return CheckoutBuild(options, meta, tuple(refs), spec)
 
 

@@ -13,6 +13,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TypedDict, Unpack
 
 from agentimage import config, labels, proc
 from agentimage.buildx import BuildSpec, buildx_argv
@@ -53,21 +54,26 @@ def build_args(options: BuildOptions, meta: labels.ImageMetadata) -> dict[str, s
     return args
 
 
+class Destination(TypedDict, total=False):
+    """Where a build goes (BuildSpec's fields of the same names): the platforms built, and
+    loaded into the local store, pushed, or written to an output such as an OCI archive."""
+
+    platforms: tuple[str, ...]
+    load: bool
+    push: bool
+    output: str
+    metadata_file: Path | None
+
+
 def make_spec(
     options: BuildOptions,
     meta: labels.ImageMetadata,
     tags: Sequence[str],
-    *,
-    platforms: tuple[str, ...] = (),
-    load: bool = False,
-    push: bool = False,
-    output: str = "",
-    metadata_file: Path | None = None,
+    **destination: Unpack[Destination],
 ) -> BuildSpec:
     return BuildSpec(
         tags=tuple(tags),
         build_args=build_args(options, meta),
-        platforms=platforms,
         dockerfile=options.dockerfile,
         context=options.context,
         ca_cert=options.ca_cert,
@@ -75,10 +81,7 @@ def make_spec(
         cache_from=options.cache_from,
         cache_to=options.cache_to,
         no_cache=options.no_cache,
-        load=load,
-        push=push,
-        output=output,
-        metadata_file=metadata_file,
+        **destination,
     )
 
 
