@@ -81,7 +81,9 @@ def test_the_ca_secret_is_in_no_layer(image_archive: Path, throwaway_ca: Throwaw
 
 
 def test_a_layer_holding_the_secret_is_found(tmp_path: Path, throwaway_ca: ThrowawayCA) -> None:
-    """The control: a build that copies the secret into a layer fails the same scan."""
+    """The control: a build that copies the secret into a layer fails the same scan. Without
+    --no-cache its RUN would come from the cache, holding an earlier run's CA: a secret's
+    content is no part of the cache key."""
     context = tmp_path / "context"
     context.mkdir()
     (context / "Dockerfile").write_text(
@@ -92,7 +94,7 @@ def test_a_layer_holding_the_secret_is_found(tmp_path: Path, throwaway_ca: Throw
     archive = tmp_path / "leaky.oci.tar"
     run(
         [
-            "docker", "buildx", "build", "--platform", PLATFORM,
+            "docker", "buildx", "build", "--platform", PLATFORM, "--no-cache",
             "--secret", f"id=ca-certificates,src={throwaway_ca.bundle}",
             "--output", f"type=oci,dest={archive}", str(context),
         ],
