@@ -11,6 +11,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -35,6 +36,13 @@ def run(argv: list[str], *, cwd: Path | None = None, timeout: float = 120, **env
     result = proc.run(argv, cwd=cwd, env=env or None, timeout=timeout)
     assert result.ok, f"{proc.quote(argv)} failed ({result.returncode}):\n{result.stderr}"
     return result.stdout
+
+
+def _default_sigint() -> None:
+    """Run in the child before exec: a job a non-interactive shell starts in the background
+    (`nox ... &` in a script) ignores SIGINT, Python then installs no handler for it, and
+    every process it starts inherits the ignoring; a Ctrl-C test would then test nothing."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def free_port() -> int:
@@ -135,7 +143,8 @@ class ReleaseRepo:
         }
 
     def start(self, *args: str, **env: str) -> subprocess.Popen[str]:
-        """`invoke ARGS` in its own process group (a terminal's Ctrl-C signals the group)."""
+        """`invoke ARGS` in its own process group (a terminal's Ctrl-C signals the group),
+        with SIGINT's default disposition, as a terminal's foreground job has it."""
         return subprocess.Popen(
             [sys.executable, "-m", "invoke", *args],
             cwd=self.path,
@@ -144,6 +153,7 @@ class ReleaseRepo:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=_default_sigint,
         )
 
     def invoke(self, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
