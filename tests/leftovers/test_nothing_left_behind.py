@@ -39,7 +39,7 @@ def inventory(images: dict[str, set[str]], containers=(), networks=(), volumes=(
 
 
 BEFORE = inventory(
-    {"sha256:old-dev": {"agentgate/agent:dev"}, "sha256:base": {"node:20"}},
+    {"sha256:old-dev": {"agentgate/agent:dev"}, "sha256:base": {"node:18"}},
     containers=["agt-theirs"],
     networks=["bridge"],
     volumes=["kept"],
@@ -51,7 +51,7 @@ def test_rebuilt_dev_tags_are_no_leftover() -> None:
         {
             "sha256:old-dev": set(),  # the previous dev build, now untagged: not new
             "sha256:new-dev": {"agentgate/agent:dev", "agentgate/agent:sha-1234567"},
-            "sha256:base": {"node:20"},
+            "sha256:base": {"node:18"},
         },
         containers=["agt-theirs"],
         networks=["bridge"],
@@ -65,7 +65,7 @@ def test_every_kind_of_leftover_is_named() -> None:
     after = inventory(
         {
             "sha256:old-dev": {"agentgate/agent:dev"},
-            "sha256:other": {"node:20"},  # a tag now naming another image
+            "sha256:other": {"node:18"},  # a tag now naming another image
             "sha256:pushed": {"127.0.0.1:40001/e2e/agent-1-1:sha-1234567"},
             "sha256:dangling": set(),
         },
@@ -75,7 +75,7 @@ def test_every_kind_of_leftover_is_named() -> None:
     )
     assert leftovers(BEFORE, after, set()) == [
         "image tag 127.0.0.1:40001/e2e/agent-1-1:sha-1234567 was created",
-        "image tag node:20 was moved to sha256:other",
+        "image tag node:18 was moved to sha256:other",
         "untagged image sha256:dangling was created",
         "container agt-test-x (c-agt-test-x) was created",
         "network agt-e2e-n (n-agt-e2e-n) was created",
@@ -85,7 +85,7 @@ def test_every_kind_of_leftover_is_named() -> None:
 
 def test_a_removed_tag_is_named() -> None:
     after = inventory({"sha256:old-dev": {"agentgate/agent:dev"}}, ["agt-theirs"], ["bridge"])
-    assert leftovers(BEFORE, after, set()) == ["image tag node:20 was removed"]
+    assert leftovers(BEFORE, after, set()) == ["image tag node:18 was removed"]
 
 
 def test_an_inventory_survives_its_file(tmp_path: Path) -> None:

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 from releasekit import ROOT, TIMEOUT, run, unique_image_name
 
+from agentimage import config, lines
 from benchmarks import layers
 
 HOST_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
@@ -85,7 +86,7 @@ def test_a_layer_holding_the_secret_is_found(tmp_path: Path, throwaway_ca: Throw
     context = tmp_path / "context"
     context.mkdir()
     (context / "Dockerfile").write_text(
-        "FROM node:20-bookworm-slim\n"
+        f"FROM {config.base_image('slim', lines.read().default)}\n"
         "RUN --mount=type=secret,id=ca-certificates "
         "cp /run/secrets/ca-certificates /usr/local/share/leaked.crt\n"
     )
