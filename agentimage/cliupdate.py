@@ -122,14 +122,15 @@ def npm_view(*args: str) -> object:
     result = proc.run(argv, timeout=NPM_TIMEOUT)
     if not result.ok:
         detail = _npm_error(result.stderr) or result.detail
+        package = args[0].split("@>=")[0]
         if "E404" in result.stderr:
             raise AgentImageError(
-                f"the npm registry has no {args[0]} ({detail}); check npm config get registry",
+                f"the npm registry has no {package} ({detail}); check npm config get registry",
                 ExitCode.NPM,
             )
         raise AgentImageError(
-            f"npm view {args[0]} failed ({detail}); check the registry, proxy and CA npm uses "
-            "(npm config list)",
+            f"asking the npm registry about {package} failed ({detail}); check the registry, "
+            "proxy and CA npm uses (npm config list)",
             ExitCode.NPM,
         )
     try:
@@ -142,21 +143,25 @@ def npm_view(*args: str) -> object:
 
 
 def _npm_error(stderr: str) -> str:
-    """npm's one informative line: the first 'npm error' that is not the code or a log path."""
-    for line in stderr.splitlines():
-        text = line.removeprefix("npm error").removeprefix("npm ERR!").strip()
-        if (
-            line.startswith(("npm error", "npm ERR!"))
-            and text
-            and not text.startswith(("code ", "A complete log", "errno "))
-        ):
+    """npm's most informative line: the request that failed and why, else its first error
+    line that is not bookkeeping (code, errno, syscall, log path)."""
+    texts = [
+        line.removeprefix("npm error").removeprefix("npm ERR!").strip()
+        for line in stderr.splitlines()
+        if line.startswith(("npm error", "npm ERR!"))
+    ]
+    for text in texts:
+        if "reason:" in text or "request to" in text:
             return text
-    return ""
+    meta = ("code ", "errno ", "syscall ", "A complete log")
+    return next((text for text in texts if text and not text.startswith(meta)), "")
 
 
 def parse_releases(data: object) -> tuple[tuple[CliRelease, ...], str]:
-    """`npm view CLI@* version engines optionalDependencies deprecated dist-tags --json`:
-    one object for a single match, a list for several."""
+    """`npm view CLI@>=0.0.0 version engines optionalDependencies deprecated dist-tags
+    --json`: one object for a single match, a list for several (dist-tags, set on every
+    entry, keeps npm from flattening them to bare values). `>=0.0.0`, not `*`: npm reads
+    `*` as the latest tag; a range leaves out prereleases as npm install would."""
     entries = data if isinstance(data, list) else [data] if isinstance(data, dict) else []
     releases, latest = [], ""
     for entry in entries:
@@ -198,7 +203,7 @@ def ask_registry() -> Registry:
     (five `npm view` calls, side by side)."""
     with ThreadPoolExecutor(max_workers=len(PLATFORM_PACKAGES) + 1) as pool:
         wanted = ("version", "engines", "optionalDependencies", "deprecated", "dist-tags")
-        cli = pool.submit(npm_view, f"{CLI_PACKAGE}@*", *wanted)
+        cli = pool.submit(npm_view, f"{CLI_PACKAGE}@>=0.0.0", *wanted)
         platforms = {package: pool.submit(_versions, package) for package in PLATFORM_PACKAGES}
         releases, latest = parse_releases(cli.result())
         versions = {package: future.result() for package, future in platforms.items()}

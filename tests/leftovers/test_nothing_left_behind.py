@@ -13,18 +13,24 @@ from pathlib import Path
 import pytest
 from inventory import Inventory, leftovers, take
 
-from agentimage import proc
+from agentimage import lines, proc, tags
 
 ROOT = Path(__file__).resolve().parents[2]
 INVENTORY = "AGENTGATE_DOCKER_INVENTORY"
 
 
 def dev_tags() -> set[str]:
-    """What a verify run (re)builds on purpose: README "Development"."""
+    """What a verify run (re)builds on purpose: README "Development", for each Node line
+    (the default line's tags bare, another's with its -node<line> suffix)."""
     head = proc.run(["git", "rev-parse", "--short=7", "HEAD"], cwd=ROOT, failure="git failed")
+    known = lines.read(ROOT)
+    suffixes = ["", *(lines.suffix(line) for line in known.names[1:])]
     return {
-        "agentgate/agent:dev",
-        f"agentgate/agent:sha-{head.stdout.strip()}",
+        *(
+            f"agentgate/agent:{tag}"
+            for s in suffixes
+            for tag in tags.dev_tags(head.stdout.strip(), s)
+        ),
         "agentgate/gateway:dev",
     }
 
