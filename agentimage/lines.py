@@ -4,8 +4,8 @@ docker/Dockerfile.agent is the one place these versions are written: a plain `do
 can read nothing else. Its global `ARG NODE_VERSION=<line>` names the default line, and each
 line is a stage that pins its CLI:
 
-    FROM system AS node26
-    ARG CLAUDE_CODE_VERSION=2.1.332
+    FROM system AS node<line>
+    ARG CLAUDE_CODE_VERSION=<X.Y.Z>
 
 This module reads them for the tooling (invoke, nox, the bench, the tests) and rewrites a
 pin for `invoke update-cli`; nothing else in the repository repeats them.
@@ -55,12 +55,12 @@ class Lines:
 
 
 def line_of(node_version: str) -> str:
-    """The line (major) of a --node-version: '26.12.1' -> '26', '20' -> '20'."""
+    """The line (major) of a --node-version: 'N.x.y' -> 'N', 'N' -> 'N'."""
     return config.check_node_version(node_version).split(".", 1)[0]
 
 
 def suffix(line: str) -> str:
-    """What a line adds to image tag names: '-node26' (see tags.py for the scheme)."""
+    """What a line adds to image tag names: '-node<line>' (see tags.py for the scheme)."""
     return f"-node{line}"
 
 
@@ -76,7 +76,7 @@ def _stages(text: str) -> list[tuple[str, str, int, int]]:
         if not _LINE.match(line):
             raise AgentImageError(
                 f"{config.DOCKERFILE}: stage node{line} is not a Node line; name line stages "
-                "node<major>, e.g. node26"
+                "node<major>, e.g. node24"
             )
         if len(pins) != 1:
             raise AgentImageError(

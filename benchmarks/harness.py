@@ -47,9 +47,13 @@ def ca_secret() -> list[str]:
 
 
 def build_argv(
-    tag: str, *extra: str, context: str = ".", dockerfile: str = DOCKERFILE
+    tag: str,
+    *extra: str,
+    context: str = ".",
+    dockerfile: str = DOCKERFILE,
+    line: str = LINES.default,
 ) -> list[str]:
-    """The slim build, exactly as the README gives it, with our own tag."""
+    """The slim build of a Node line, exactly as the README gives it, with our own tag."""
     return [
         "docker",
         "buildx",
@@ -57,7 +61,9 @@ def build_argv(
         "-f",
         dockerfile,
         "--build-arg",
-        f"BASE_IMAGE={BASE_IMAGE}",
+        f"BASE_IMAGE={config.base_image(VARIANT, line)}",
+        "--build-arg",
+        f"NODE_VERSION={line}",
         "--build-arg",
         f"IMAGE_VARIANT={VARIANT}",
         *ca_secret(),

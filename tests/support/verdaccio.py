@@ -4,7 +4,7 @@ The tests publish the packages they need (fake @anthropic-ai/claude-code release
 engines, optionalDependencies and their platform packages) and point npm at it with
 npm_config_registry; nothing reaches the public registry. verdaccio itself is installed
 once from the npm registry into a cache directory (npm's default registry: the only time
-a test run uses it), at a version whose engines admit the host's Node 20.
+a test run uses it), at a version whose engines admit the hosts' older Node.js.
 """
 
 from __future__ import annotations
@@ -25,7 +25,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-# 6.8 is the last verdaccio whose engines admit Node 20 (6.9 and later need Node >= 22).
+# 6.8 is the last verdaccio whose engines admit a Node.js older than 22 (as CI hosts have);
+# 6.9 and later need >= 22.
 VERDACCIO = "~6.8.0"
 # verdaccio-audit asks for node-fetch by its `cjs` dist-tag (2.7.0 on the public registry);
 # registries that mirror versions but not dist-tags cannot resolve it, so name the version.

@@ -34,9 +34,9 @@ def tracked_files() -> list[str]:
 
 def literal_patterns(known: lines.Lines) -> dict[str, re.Pattern[str]]:
     """What a copy of a pin or a line looks like. A line is a major (20), so it is looked
-    for where it names Node: node:20-..., node20, NODE_VERSION=20, --node-version 20,
-    node_version: "20", a bare "20" string, v20. (a node --version). A full Node release
-    (20.20.2, the mirror's stand-in) is another fact and not a line."""
+    for where it names Node: node:18-..., node18, NODE_VERSION=18, --node-version 18,
+    node_version: "18", a bare "18" string, v18. (a node --version). A full Node release
+    (18.20.8, a mirror's stand-in) is another fact and not a line."""
     found = {}
     for pin in set(known.pins.values()):
         found[f"CLI pin {pin}"] = re.compile(rf"(?<![\w.]){re.escape(pin)}(?![\w])")
