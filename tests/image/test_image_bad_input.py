@@ -180,7 +180,7 @@ def test_cli_logs_in_with_mounted_credentials(
 ) -> None:
     """Subscription mode end to end: the CLI itself reports the read-only mount as a login.
 
-    Only on the default (Node 20) line: the 2.1.33x CLI of the current line ignores a
+    Only on the default line: the 2.1.33x CLI of the current line ignores a
     credentials file while CLAUDE_CODE_PROVIDER_MANAGED_BY_HOST is set (which keeps a
     repository from redirecting the API), so there the mount is reported as no login and
     the gateway must hold the credentials (README, "Credentials"). Should a CLI release

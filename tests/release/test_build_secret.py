@@ -93,7 +93,9 @@ def test_a_layer_holding_the_secret_is_found(tmp_path: Path, throwaway_ca: Throw
     archive = tmp_path / "leaky.oci.tar"
     run(
         [
-            "docker", "buildx", "build", "--platform", PLATFORM,
+            # --no-cache: a secret's content is no part of a RUN's cache key, so a cached
+            # layer would hold an earlier run's throwaway CA, not this one
+            "docker", "buildx", "build", "--no-cache", "--platform", PLATFORM,
             "--secret", f"id=ca-certificates,src={throwaway_ca.bundle}",
             "--output", f"type=oci,dest={archive}", str(context),
         ],
