@@ -14,7 +14,7 @@ from pathlib import Path
 
 from invoke import Config, Context, Exit, task
 
-from agentimage import checkoutbuild, config, gitinfo, versioning
+from agentimage import checkoutbuild, cliupdate, config, gitinfo, lines, versioning
 from agentimage import release as releasing
 from agentimage.buildx import buildx_argv
 from agentimage.errors import AgentImageError, ExitCode
@@ -35,8 +35,16 @@ def _project_defaults() -> Config:
     return defaults
 
 
+def _lines() -> lines.Lines | None:
+    """The Dockerfile's lines for `--help`; None when it cannot be read (a task says why)."""
+    try:
+        return lines.read(ROOT, str(D.build.dockerfile))
+    except AgentImageError:
+        return None
+
+
 D = _project_defaults()
-BUILD_HELP = {**build_flag_help(D), "dry-run": "print the exact commands, change nothing"}
+BUILD_HELP = {**build_flag_help(D, _lines()), "dry-run": "print the exact commands, change nothing"}
 
 
 @contextmanager
@@ -90,10 +98,13 @@ def build(
 ) -> None:
     """Build the image for the host (or --platform) and load it as agentgate/agent:dev, :sha-<7>.
 
-    No flag is required; defaults come from invoke.yaml (shown with each flag below).
+    No flag is required; defaults come from invoke.yaml and the Dockerfile's lines (shown
+    with each flag below). Another line than the default is tagged dev-node<line> and
+    sha-<7>-node<line>.
 
     Examples:
       invoke build --variant slim
+      invoke build --variant slim --node-version LINE  # another line, with the CLI it pins
       invoke build --platform linux/amd64,linux/arm64 --tag try1
       invoke build --dry-run    # print the docker buildx command only
     """
@@ -101,7 +112,7 @@ def build(
         planned = checkoutbuild.plan(
             ROOT,
             _identity(c),
-            flags.options(c.config),
+            flags.options(c.config, ROOT),
             config.image_repository(str(c.config.image.name)),
             extra_tags=tag or [],
             platforms=config.parse_platforms(platform) if platform else (),
@@ -149,7 +160,7 @@ def buildx(
         planned = checkoutbuild.plan(
             ROOT,
             _identity(c),
-            flags.options(c.config),
+            flags.options(c.config, ROOT),
             config.image_repository(str(c.config.image.name), target),
             extra_tags=tag or [],
             platforms=config.parse_platforms(pick(platform, c.config.buildx.platforms)),
@@ -198,6 +209,8 @@ def buildx(
         "store): push the image and git, then tag the registry",
         "platform": "comma-separated platforms to publish as one manifest list; default "
         f"{D.release.platforms or '(the tested host-platform image only)'}",
+        "lines": "comma-separated Node lines to publish, the default line included; default "
+        f"{D.release.lines or 'every line of the Dockerfile'}",
         "dry-run": "print the whole plan (the commands each step would run), then every failed "
         "precondition with its fix; exit non-zero if any failed",
     },
@@ -218,15 +231,21 @@ def release(
     push_timeout: str | None = None,
     publish_only: str | None = None,
     platform: str | None = None,
+    lines: str | None = None,
 ) -> None:
     """Release the next version: build, test, push the image, record it in git, tag it.
 
     Required: --bump, or --publish-only vX.Y.Z. The registry comes from --registry or
     image.registry in invoke.yaml (or pass --no-push).
 
-    Order: build, test, push sha-<7>, then git (VERSION, commit, tag, one atomic push), then
-    vX.Y.Z and the floating tags in the registry. Before the git push lands nothing is
-    released anywhere; after it, re-running the same command finishes the same version.
+    Every Node line of the Dockerfile is released together, each with its own pin: the
+    default line as vX.Y.Z, X.Y, X, latest and as vX.Y.Z-node<line>, X.Y-node<line>,
+    X-node<line>, node<line>; every other line under its suffixed names only.
+
+    Order: build and test each line, push each sha-<7>[-node<line>], then git (VERSION,
+    commit, tag, one atomic push), then the version and floating tags in the registry. Before
+    the git push lands nothing is released anywhere; after it, re-running the same command
+    finishes the same version.
 
     Examples:
       invoke release --bump patch --registry ghcr.io --dry-run
@@ -241,7 +260,7 @@ def release(
             )
         if bump is not None:
             versioning.check_bump(bump)
-        build_options = flags.options(c.config)
+        line_options = flags.line_options(c.config, ROOT, pick(lines, c.config.release.lines))
         target = pick(registry, c.config.image.registry)
         if target:
             config.check_registry(target)
@@ -255,7 +274,8 @@ def release(
             branch=pick(branch, c.config.release.branch),
             remote=pick(remote, c.config.release.remote),
             test_command=pick(test_command, c.config.release.test_command),
-            build=build_options,
+            build=line_options[0],
+            other_lines=line_options[1:],
             identity=_identity(c),
             platforms=config.parse_platforms(platforms) if platforms else (),
             default_pre=str(c.config.release.pre),
@@ -278,6 +298,27 @@ def release(
             return
         done = releasing.execute(plan, settings, ROOT)
         print("\n".join(releasing.summary(plan, done)), flush=True)
+
+
+@task(
+    name="update-cli",
+    auto_shortflags=False,
+    help={"dry-run": "show what would change and write nothing (the exit status still says)"},
+)
+def update_cli(c: Context, dry_run: bool = False) -> None:
+    """Move each Node line's Claude Code pin in the Dockerfile to the newest release it can run.
+
+    Asks the npm registry (npm's own configuration applies) for the newest stable release
+    whose engines admit the line and whose linux x64/arm64, glibc/musl packages exist.
+
+    Exit status: 0 every pin is current; 10 a pin changed (with --dry-run: would change), so
+    a scheduled job can open a pull request; 11 the npm registry could not be asked.
+    """
+    with _errors():
+        report, changed = cliupdate.run(ROOT, str(c.config.build.dockerfile), dry_run=dry_run)
+        print("\n".join(report), flush=True)
+        if changed:
+            raise Exit(code=int(ExitCode.CHANGED))
 
 
 @task(auto_shortflags=False, help={"json": "print the labels as JSON"})

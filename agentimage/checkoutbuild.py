@@ -67,9 +67,11 @@ def plan(
     extra_tags: Sequence[str] = (),
     **destination: Unpack[Destination],
 ) -> CheckoutBuild:
-    """The build of HEAD tagged dev and sha-<7> (plus extra_tags) in repository."""
+    """The build of HEAD tagged dev and sha-<7> (another line: dev-node<line>,
+    sha-<7>-node<line>), plus extra_tags, in repository."""
     meta = metadata(root, identity, options.variant)
-    refs = qualify(repository, dev_tags(meta.revision)) + extra_refs(repository, extra_tags)
+    tags = dev_tags(meta.revision, options.tag_suffix)
+    refs = qualify(repository, tags) + extra_refs(repository, extra_tags)
     spec = imagebuild.make_spec(options, meta, refs, **destination)
     return CheckoutBuild(options, meta, tuple(refs), spec)
 

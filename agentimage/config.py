@@ -37,7 +37,7 @@ _IMAGE_NAME = re.compile(r"^[a-z0-9]+([._-][a-z0-9]+)*(/[a-z0-9]+([._-][a-z0-9]+
 
 
 def base_image(variant: str, node_version: str) -> str:
-    """The BASE_IMAGE build arg for a variant: alpine -> node:20-alpine."""
+    """The BASE_IMAGE build arg for a variant: alpine -> node:<node_version>-alpine."""
     return VARIANT_BASES[check_variant(variant)].format(node=check_node_version(node_version))
 
 
@@ -60,7 +60,7 @@ def check_node_version(version: str) -> str:
 def check_cli_version(version: str) -> str:
     if not _CLI_VERSION.match(str(version)):
         raise AgentImageError(
-            f"Claude Code version {version!r} is not a version; pass X.Y.Z such as 2.1.197"
+            f"Claude Code version {version!r} is not a version; pass X.Y.Z such as 2.1.0"
         )
     return str(version)
 

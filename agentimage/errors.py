@@ -16,6 +16,8 @@ class ExitCode(IntEnum):
     BUILD_FAILED = 7
     TEST_FAILED = 8
     PUBLISH_FAILED = 9  # pushing an image or the git release failed
+    CHANGED = 10  # update-cli: a pin was updated (with --dry-run: would be); not a failure
+    NPM = 11  # update-cli: the npm registry could not be asked, or lists no release
     INTERRUPTED = 130  # SIGINT (Ctrl-C): the message says what state was left, as shells do
 
 

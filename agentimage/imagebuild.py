@@ -32,7 +32,7 @@ PULL_FAILURE_MARKERS = (
 @dataclass(frozen=True)
 class BuildOptions:
     variant: str
-    node_version: str
+    node_version: str  # a line (major) or a full release of it: the base image's tag
     claude_code_version: str
     ca_cert: Path | None = None
     builder: str = ""
@@ -41,13 +41,23 @@ class BuildOptions:
     no_cache: bool = False
     dockerfile: str = config.DOCKERFILE
     context: str = config.BUILD_CONTEXT
+    # What this line adds to tag names: "" for the Dockerfile's default line, -node<line>
+    # for another (tags.py has the scheme).
+    tag_suffix: str = ""
+
+    @property
+    def line(self) -> str:
+        """The Node line (major) built: the Dockerfile stage node<line> that pins the CLI."""
+        return config.check_node_version(self.node_version).split(".", 1)[0]
 
 
 def build_args(options: BuildOptions, meta: labels.ImageMetadata) -> dict[str, str]:
-    """Every --build-arg: base image, pinned versions, then the label values."""
+    """Every --build-arg: base image, the line, the CLI version, then the label values.
+    NODE_VERSION is the line (the Dockerfile picks its stage by it); BASE_IMAGE carries a
+    full --node-version when one was given."""
     args = {
         "BASE_IMAGE": config.base_image(options.variant, options.node_version),
-        "NODE_VERSION": config.check_node_version(options.node_version),
+        "NODE_VERSION": options.line,
         "CLAUDE_CODE_VERSION": config.check_cli_version(options.claude_code_version),
     }
     args.update(labels.label_build_args(meta))

@@ -4,31 +4,37 @@ the steps themselves (see releasesteps for the order and the recovery rule).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
 from agentimage import preflight
 from agentimage.errors import AgentImageError, ExitCode
-from agentimage.imagetools import Registry
+from agentimage.imagetools import Registry, Runner
 from agentimage.releaseplan import Preconditions, ReleasePlan, ReleaseSettings, plan_release
-from agentimage.releasesteps import Context, steps_for
+from agentimage.releasesteps import Context, Step, steps_for
 from agentimage.runner import HostRunner, RecordingRunner
-from agentimage.tags import sha_tag
 
 
 def environment(plan: ReleasePlan, settings: ReleaseSettings, guards: Preconditions) -> None:
-    """Host checks, after the plan: test runner, engine and buildx, CLI version, base image."""
+    """Host checks, after the plan: test runner, engine and buildx, and for each line to
+    build its CLI version and base image."""
     if plan.local_image:
         guards.check(preflight.docker_engine)
-        guards.check(preflight.local_image, plan.local_image, plan.source_sha, plan.git_tag)
+        for one in plan.all_lines:
+            guards.check(preflight.local_image, one.local_image, one.source_sha, one.git_tag)
         return
-    if plan.pushed_digest:
+    building = [one for one in plan.all_lines if not one.pushed_digest]
+    if not building:
         return  # nothing is built or tested
     guards.check(preflight.test_runner, settings.test_command)
-    guards.check(preflight.cli_version, settings.build.claude_code_version)
+    for one in building:
+        guards.check(preflight.cli_version, settings.for_line(one.line).build.claude_code_version)
     info = guards.check(preflight.build_environment, settings.build.builder)
     if info is not None:
-        guards.check(preflight.base_image, settings.build.variant, settings.build.node_version)
+        for one in building:
+            options = settings.for_line(one.line).build
+            guards.check(preflight.base_image, options.variant, options.node_version)
 
 
 def prepare(
@@ -45,6 +51,11 @@ def prepare(
     return replace(plan, problems=tuple(guards.failed))
 
 
+def line_name(plan: ReleasePlan) -> str:
+    default = " (default)" if plan.default and plan.others else ""
+    return f"node {plan.line}{default}" if plan.line else "image"
+
+
 def header(plan: ReleasePlan) -> list[str]:
     kind = "prerelease" if plan.version.prerelease else "stable release"
     how = {
@@ -52,30 +63,53 @@ def header(plan: ReleasePlan) -> list[str]:
         "resume": "resuming an unfinished release",
         "publish": f"publishing the --no-push release {plan.git_tag}",
     }[plan.mode]
-    held = f"; held back (would go backwards): {' '.join(plan.tags.held_back)}"
-    return [
+    out = [
         f"release {plan.git_tag} ({kind}; {how})",
         f"  branch {plan.branch} at {plan.head_sha[:7]}, image source {plan.source_sha[:7]}",
         f"  image  {plan.repository}",
-        f"  tags   immutable: {' '.join(plan.tags.immutable)}; "
-        f"floating: {' '.join(plan.tags.floating) or '(none)'}"
-        + (held if plan.tags.held_back else ""),
-        f"  push   {'yes' if plan.push else 'no (--no-push: local only)'}",
     ]
+    for one in plan.all_lines:
+        held = f"; held back (would go backwards): {' '.join(one.tags.held_back)}"
+        out.append(
+            f"  tags   {line_name(one)}: immutable: {' '.join(one.tags.immutable)}; "
+            f"floating: {' '.join(one.tags.floating) or '(none)'}"
+            + (held if one.tags.held_back else "")
+        )
+    out.append(f"  push   {'yes' if plan.push else 'no (--no-push: local only)'}")
+    return out
+
+
+def contexts(
+    plan: ReleasePlan, settings: ReleaseSettings, root: Path, runner: Runner, registry: Registry
+) -> list[Context]:
+    """One step context per line: its plan, its build options, its digest."""
+    return [
+        Context(one, settings.for_line(one.line), root, runner, registry, digest=one.pushed_digest)
+        for one in plan.all_lines
+    ]
+
+
+def in_order(plan: ReleasePlan, ctxs: list[Context]) -> Iterator[tuple[int, Step, Context]]:
+    """(number, step, context) as a release runs them: each step for every line in turn
+    (a `once` step for the default line only)."""
+    for number, step in enumerate(steps_for(plan), 1):
+        for ctx in ctxs[:1] if step.once else ctxs:
+            yield number, step, ctx
 
 
 def describe(plan: ReleasePlan, settings: ReleaseSettings, root: Path) -> list[str]:
     """The plan: the real steps run against a RecordingRunner, listing what each would run."""
     recorder = RecordingRunner()
-    ctx = Context(plan, settings, root, recorder, Registry(recorder), digest=plan.pushed_digest)
-    lines = header(plan)
-    for number, step in enumerate(steps_for(plan), 1):
-        reason = step.skip(plan)
-        lines.append(f"  {number}. {step.name}" + (f"  [skip: {reason}]" if reason else ""))
+    ctxs = contexts(plan, settings, root, recorder, Registry(recorder))
+    out = header(plan)
+    for number, step, ctx in in_order(plan, ctxs):
+        reason = step.skip(ctx.plan)
+        which = "" if step.once or not plan.others else f" ({line_name(ctx.plan)})"
+        out.append(f"  {number}. {step.name}{which}" + (f"  [skip: {reason}]" if reason else ""))
         if not reason:
             step.run(ctx)
-            lines += [f"       $ {command}" for command in recorder.take()]
-    return lines
+            out += [f"       $ {command}" for command in recorder.take()]
+    return out
 
 
 def execute(
@@ -85,19 +119,22 @@ def execute(
     `root` is the work tree's top (what prepare() planned in)."""
     runner = HostRunner()
     registry = registry or Registry(runner)
-    ctx = Context(plan, settings, root, runner, registry, digest=plan.pushed_digest)
+    ctxs = contexts(plan, settings, root, runner, registry)
+    ctx = ctxs[0]  # the default line's: where git is recorded
     ctx.recorded = plan.mode != "new"  # the release commit exists: a re-run finishes it
     again = "invoke release" + (f" --publish-only {plan.git_tag}" if plan.mode == "publish" else "")
     try:
-        for step in steps_for(plan):
-            if not step.skip(plan):
-                step.run(ctx)
+        for _, step, line_ctx in in_order(plan, ctxs):
+            if not step.skip(line_ctx.plan):
+                line_ctx.recorded = ctx.recorded
+                step.run(line_ctx)
     except KeyboardInterrupt:
         if ctx.recorded and not plan.push:
             raise AgentImageError(
                 f"interrupted after {plan.git_tag} was recorded in git (local release); finish "
                 f"with docker tag {plan.test_ref} {plan.repository}:TAG for "
-                f"{' '.join((plan.version_tag, *plan.tags.floating))}",
+                f"{' '.join((*plan.version_tags, *plan.tags.floating))} (and each other line's "
+                "tags on its own sha tag)",
                 ExitCode.INTERRUPTED,
             ) from None
         if ctx.recorded:
@@ -119,15 +156,20 @@ def execute(
             "finish publishing it",
             exc.code,
         ) from exc
-    return ctx
+    return ctxs
 
 
-def summary(plan: ReleasePlan, ctx: Context) -> list[str]:
-    where = f"{plan.repository}@{ctx.digest}" if plan.push else plan.test_ref
-    lines = [f"released {plan.git_tag} as {where}"]
-    lines.append(f"  digest    {ctx.digest or 'local only (--no-push)'}")
-    tags = (plan.version_tag, sha_tag(plan.source_sha), *ctx.moved)
-    lines.append(f"  tags      {' '.join(tags)}")
-    if ctx.held or plan.tags.held_back:
-        lines.append(f"  held back {' '.join((*plan.tags.held_back, *ctx.held))} (newer releases)")
-    return lines
+def summary(plan: ReleasePlan, ctxs: list[Context]) -> list[str]:
+    """What a release prints at the end: for each line, its digest and the tags it got."""
+    out = []
+    for ctx in ctxs:
+        one = ctx.plan
+        where = f"{one.repository}@{ctx.digest}" if one.push else one.test_ref
+        label = f" ({line_name(one)})" if plan.others else ""
+        out.append(f"released {one.git_tag}{label} as {where}")
+        out.append(f"  digest    {ctx.digest or 'local only (--no-push)'}")
+        tags = (*one.version_tags, one.test_ref.rsplit(":", 1)[1], *ctx.moved)
+        out.append(f"  tags      {' '.join(tags)}")
+        if ctx.held or one.tags.held_back:
+            out.append(f"  held back {' '.join((*one.tags.held_back, *ctx.held))} (newer releases)")
+    return out

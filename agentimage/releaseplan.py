@@ -12,7 +12,7 @@ from typing import TypeVar
 
 import git
 
-from agentimage import gitinfo, imagebuild, versioning
+from agentimage import gitinfo, imagebuild, lines, versioning
 from agentimage.config import image_repository
 from agentimage.errors import AgentImageError, ExitCode
 from agentimage.imagetools import Registry, RemoteImage
@@ -26,7 +26,7 @@ from agentimage.releaseguards import (
     resolve_bump,
     tag_signing,
 )
-from agentimage.tags import ReleaseTags, release_tags, sha_tag, version_tag
+from agentimage.tags import ReleaseTags, floating_candidates, release_tags, sha_tag, version_tag
 
 T = TypeVar("T")
 
@@ -41,7 +41,7 @@ class ReleaseSettings:
     branch: str
     remote: str
     test_command: str
-    build: imagebuild.BuildOptions
+    build: imagebuild.BuildOptions  # the default Node line's
     identity: Identity = field(default_factory=Identity)  # title, description, licenses...
     # Empty: publish the tested host-platform image with docker push. Otherwise the sha tag
     # is pushed as a manifest list of these platforms, built by buildx from the same inputs.
@@ -50,6 +50,18 @@ class ReleaseSettings:
     test_timeout: float = 1800.0
     push_timeout: float = 600.0
     publish_only: str = ""  # vX.Y.Z: publish this --no-push release instead of making one
+    # The Dockerfile's other Node lines, released with the default one (`build`) in one
+    # release: each its own image, tested and tagged with its suffix (tags.py).
+    other_lines: tuple[imagebuild.BuildOptions, ...] = ()
+
+    @property
+    def all_lines(self) -> tuple[imagebuild.BuildOptions, ...]:
+        return (self.build, *self.other_lines)
+
+    def for_line(self, line: str) -> ReleaseSettings:
+        """These settings as one line's release steps see them: its build options."""
+        options = next((o for o in self.all_lines if o.line == line), self.build)
+        return replace(self, build=options, other_lines=())
 
 
 @dataclass(frozen=True)
@@ -74,6 +86,24 @@ class ReleasePlan:
     sign_key: str | None = None  # None: annotated tag; "": signed, default key; else the key
     local_image: str = ""  # --publish-only: the tested image in the local store
     problems: tuple[AgentImageError, ...] = field(default=())
+    # The Node line this plan releases ("" when the project has a single line), whether it
+    # is the default line (bare tag names), and the plans of the other lines: one release.
+    line: str = ""
+    default: bool = True
+    others: tuple[ReleasePlan, ...] = ()
+
+    @property
+    def all_lines(self) -> tuple[ReleasePlan, ...]:
+        return (self, *self.others)
+
+    @property
+    def suffix(self) -> str:
+        """The line's tag suffix (-node<line>); the default line's bare tags have none."""
+        return lines.suffix(self.line) if self.line else ""
+
+    @property
+    def own_suffix(self) -> str:
+        return "" if self.default else self.suffix
 
     @property
     def git_tag(self) -> str:
@@ -81,11 +111,19 @@ class ReleasePlan:
 
     @property
     def version_tag(self) -> str:
-        return version_tag(self.version)
+        """vX.Y.Z, or vX.Y.Z-node<line> for another line than the default."""
+        return version_tag(self.version) + self.own_suffix
+
+    @property
+    def version_tags(self) -> tuple[str, ...]:
+        """Every immutable version name of this line's image (the default line's also
+        carries its suffixed name)."""
+        extra = version_tag(self.version) + self.suffix
+        return (self.version_tag, extra) if extra != self.version_tag else (self.version_tag,)
 
     @property
     def test_ref(self) -> str:
-        return f"{self.repository}:{sha_tag(self.source_sha)}"
+        return f"{self.repository}:{sha_tag(self.source_sha)}{self.own_suffix}"
 
     def ref(self, tag: str) -> str:
         return f"{self.repository}:{tag}"
@@ -108,36 +146,33 @@ class Preconditions:
             return None
 
 
-def floating_state(
-    registry: Registry, repository: str, version: versioning.Version
-) -> dict[str, RemoteImage]:
-    """What X.Y, X and latest name now; their version labels decide what may move."""
+def floating_state(registry: Registry, plan: ReleasePlan) -> dict[str, RemoteImage]:
+    """What the line's floating tags (X.Y, X, latest, ...) name now; their version labels
+    decide what may move."""
     found = {}
-    for tag in (f"{version.major}.{version.minor}", f"{version.major}", "latest"):
-        image = registry.inspect(f"{repository}:{tag}")
+    for tag, _ in floating_candidates(plan.version, plan.suffix, plan.default):
+        image = registry.inspect(plan.ref(tag))
         if image is not None:
             found[tag] = image
     return found
 
 
-def published_image(
-    registry: Registry, repository: str, version: versioning.Version, source_sha: str
-) -> tuple[str, bool]:
+def published_image(registry: Registry, plan: ReleasePlan) -> tuple[str, bool]:
     """(digest to release, whether vX.Y.Z already names it). A vX.Y.Z naming another
     image than this commit's sha-<7> is refused: released tags are immutable.
 
     sha-<7> counts only when it names an image built from the source commit: docker pushes
     an index's children to the tag too, so an interrupted push can leave it naming an
     attestation manifest; the release then pushes the image again."""
-    pushed = registry.inspect(f"{repository}:{sha_tag(source_sha)}")
-    if pushed is not None and pushed.revision != source_sha:
+    pushed = registry.inspect(plan.test_ref)
+    if pushed is not None and pushed.revision != plan.source_sha:
         pushed = None
-    released = registry.inspect(f"{repository}:{version_tag(version)}")
+    released = registry.inspect(plan.ref(plan.version_tag))
     if released is None:
         return (pushed.digest if pushed else ""), False
     if pushed is None or pushed.digest != released.digest:
         raise AgentImageError(
-            f"{repository}:{version_tag(version)} already exists in the registry with another "
+            f"{plan.ref(plan.version_tag)} already exists in the registry with another "
             "image; released tags are immutable, bump to a later version",
             ExitCode.REGISTRY,
         )
@@ -145,11 +180,11 @@ def published_image(
 
 
 def registry_state(plan: ReleasePlan, registry: Registry, git_tags: list[str]) -> ReleasePlan:
-    """What the registry holds for this release, and the floating tags that may move."""
-    digest, published = published_image(registry, plan.repository, plan.version, plan.source_sha)
-    floating = floating_state(registry, plan.repository, plan.version)
+    """What the registry holds for this line's release, and the floating tags that may move."""
+    digest, published = published_image(registry, plan)
+    floating = floating_state(registry, plan)
     existing = git_tags + [image.version for image in floating.values() if image.version]
-    tags = release_tags(plan.version, plan.source_sha, existing)
+    tags = release_tags(plan.version, plan.source_sha, existing, plan.suffix, plan.default)
     done = bool(digest) and all(
         tag in floating and floating[tag].digest == digest for tag in tags.floating
     )
@@ -169,8 +204,12 @@ def plan_base(
     version: versioning.Version,
     source: git.Commit,
 ) -> ReleasePlan:
+    """The plan of the default line, with a plan for each other line (the same release: one
+    version, one git tag; each line its own image and tags)."""
     repository = image_repository(settings.image_name, settings.registry if settings.push else "")
-    return ReleasePlan(
+    git_tags = git_release_tags(repo)
+    line = settings.build.line
+    plan = ReleasePlan(
         current=current,
         version=version,
         bump=settings.bump,
@@ -180,10 +219,31 @@ def plan_base(
         source_sha=source.hexsha,
         created=gitinfo.rfc3339(source.committed_datetime),
         repository=repository,
-        tags=release_tags(version, source.hexsha, git_release_tags(repo)),
+        tags=release_tags(version, source.hexsha, git_tags, lines.suffix(line)),
         push=settings.push,
         sign_key=tag_signing(repo),
+        line=line,
     )
+    others = tuple(line_plan(plan, options.line, git_tags) for options in settings.other_lines)
+    return replace(plan, others=others)
+
+
+def line_plan(plan: ReleasePlan, line: str, git_tags: list[str]) -> ReleasePlan:
+    """Another line's plan in the default line's release: its own image and tags."""
+    other = replace(plan, line=line, default=False, others=())
+    return replace(
+        other, tags=release_tags(plan.version, plan.source_sha, git_tags, other.suffix, False)
+    )
+
+
+def each_line(plan: ReleasePlan, change: Callable[[ReleasePlan], ReleasePlan]) -> ReleasePlan:
+    """`change` applied to the plan of every line."""
+    return replace(change(plan), others=tuple(change(other) for other in plan.others))
+
+
+def lines_registry_state(plan: ReleasePlan, registry: Registry, git_tags: list[str]) -> ReleasePlan:
+    """registry_state of every line."""
+    return each_line(plan, lambda one: registry_state(one, registry, git_tags))
 
 
 def plan_release(
@@ -227,7 +287,7 @@ def with_registry(
     guards.check(registry.check_access, plan.repository, plan.version_tag)
     if len(guards.failed) > failed:
         return plan
-    return guards.check(registry_state, plan, registry, git_release_tags(repo)) or plan
+    return guards.check(lines_registry_state, plan, registry, git_release_tags(repo)) or plan
 
 
 def _refuse_local_tag(tag: str) -> None:
@@ -268,8 +328,9 @@ def plan_resume(
     plan = of_release_commit(repo, settings, *found, mode="resume")
     remote_has = check_remote(root, repo, plan.remote, plan.branch, plan.git_tag, plan.release_sha)
     registry.check_access(plan.repository, plan.version_tag)
-    plan = replace(
-        registry_state(plan, registry, git_release_tags(repo)), remote_has_release=remote_has
+    plan = each_line(
+        lines_registry_state(plan, registry, git_release_tags(repo)),
+        lambda one: replace(one, remote_has_release=remote_has),
     )
     if not plan.pushed_digest:
         if remote_has:
@@ -280,7 +341,7 @@ def plan_resume(
                 ExitCode.REGISTRY,
             )
         return None  # a local (--no-push) release: publish it with --publish-only
-    if remote_has and plan.version_published and plan.floating_done:
+    if remote_has and all(one.version_published and one.floating_done for one in plan.all_lines):
         return None
     return plan
 
@@ -313,10 +374,16 @@ def plan_publish(
             ExitCode.GIT_STATE,
         )
     plan = of_release_commit(repo, settings, *found, mode="publish")
-    plan = replace(
-        plan, local_image=f"{image_repository(settings.image_name)}:{sha_tag(plan.source_sha)}"
-    )
+    local = image_repository(settings.image_name)
     remote_has = guards.check(
         check_remote, root, repo, plan.remote, plan.branch, plan.git_tag, plan.release_sha
     )
-    return with_registry(replace(plan, remote_has_release=bool(remote_has)), repo, registry, guards)
+    plan = each_line(
+        plan,
+        lambda one: replace(
+            one,
+            local_image=f"{local}:{sha_tag(one.source_sha)}{one.own_suffix}",
+            remote_has_release=bool(remote_has),
+        ),
+    )
+    return with_registry(plan, repo, registry, guards)

@@ -13,6 +13,9 @@ nothing is released anywhere (git is rolled back; a re-run reuses the pushed sha
 makes the same version); after it lands, a plain re-run finds the release commit and
 finishes the registry side. Each step calls only its runner, so a dry run is these same
 functions with a RecordingRunner.
+
+Every Node line of the Dockerfile is one image of the same release: each step but git runs
+for each line in turn (all lines are built and tested before anything is pushed), git once.
 """
 
 from __future__ import annotations
@@ -56,6 +59,7 @@ class Step:
     name: str
     run: Callable[[Context], None]
     skip: Callable[[ReleasePlan], str]  # why this step does nothing in a plan ("" = it runs)
+    once: bool = False  # runs for the release as a whole (git), not for each Node line
 
 
 def metadata(plan: ReleasePlan, settings: ReleaseSettings) -> ImageMetadata:
@@ -82,11 +86,13 @@ def build(ctx: Context) -> None:
 
 
 def test_environment(plan: ReleasePlan, settings: ReleaseSettings) -> dict[str, str]:
-    """What the test command is told: the image, and the labels its build was given."""
+    """What the test command is told: the image, the labels its build was given, and the
+    Node line it was built for."""
     args = imagebuild.build_args(settings.build, metadata(plan, settings))
     return {
         "AGENT_IMAGE": plan.test_ref,
         "AGENT_IMAGE_LABELS": json.dumps(labels_from_build_args(args), sort_keys=True),
+        "AGENT_NODE_LINE": settings.build.line,
     }
 
 
@@ -153,7 +159,7 @@ def push(ctx: Context) -> None:
 def tag_locally(ctx: Context) -> None:
     """--no-push: the version and floating tags on the tested image, in the local store."""
     plan = ctx.plan
-    for tag in (plan.version_tag, *plan.tags.floating):
+    for tag in (*plan.version_tags, *plan.tags.floating):
         ctx.runner.run(
             ["docker", "tag", plan.test_ref, plan.ref(tag)],
             failure=f"cannot tag {plan.ref(tag)}",
@@ -219,18 +225,20 @@ def record(ctx: Context) -> None:
 
 def tag_version(ctx: Context) -> None:
     plan = ctx.plan
-    ref = plan.ref(plan.version_tag)
-    current = ctx.registry.inspect(ref)  # re-read: git holds the release, vX.Y.Z must be free
-    if current is not None and current.digest != ctx.digest:
-        raise AgentImageError(
-            f"{ref} names another image ({current.digest}) than the one released in git "
-            f"({ctx.digest}); it was not made by this release: inspect it, then point it at "
-            f"{plan.repository}@{ctx.digest} with docker buildx imagetools create",
-            ExitCode.REGISTRY,
-        )
-    if current is None:
-        ctx.runner.say(f"tagging {ref}")
-        ctx.registry.copy(f"{plan.repository}@{ctx.digest}", ref, timeout=ctx.settings.push_timeout)
+    for tag in plan.version_tags:
+        ref = plan.ref(tag)
+        current = ctx.registry.inspect(ref)  # re-read: git holds the release, it must be free
+        if current is not None and current.digest != ctx.digest:
+            raise AgentImageError(
+                f"{ref} names another image ({current.digest}) than the one released in git "
+                f"({ctx.digest}); it was not made by this release: inspect it, then point it "
+                f"at {plan.repository}@{ctx.digest} with docker buildx imagetools create",
+                ExitCode.REGISTRY,
+            )
+        if current is None:
+            ctx.runner.say(f"tagging {ref}")
+            source = f"{plan.repository}@{ctx.digest}"
+            ctx.registry.copy(source, ref, timeout=ctx.settings.push_timeout)
 
 
 def newer_than(image: RemoteImage | None, version: versioning.Version) -> bool:
@@ -278,14 +286,14 @@ def steps_for(plan: ReleasePlan) -> tuple[Step, ...]:
         return (
             Step("build", build, _image_ready),
             Step("test", test, _image_ready),
-            Step("record in git", record, lambda p: git_skip),
+            Step("record in git", record, lambda p: git_skip, once=True),
             Step("tag locally", tag_locally, lambda p: ""),
         )
     return (
         Step("build", build, _image_ready),
         Step("test", test, _image_ready),
         Step("push image", push, lambda p: "already in the registry" if p.pushed_digest else ""),
-        Step("record in git", record, lambda p: git_skip),
+        Step("record in git", record, lambda p: git_skip, once=True),
         Step("tag version", tag_version, lambda p: "done" if p.version_published else ""),
         Step("move floating tags", move_floating, _no_floating),
     )

@@ -1,16 +1,24 @@
-"""Image tag sets: small pure functions of (version, commit, tags already published).
+"""Image tag sets: small pure functions of (version, commit, tags already published, line).
 
+The default Node line (the Dockerfile's NODE_VERSION) keeps the seed's names:
 - dev build:   dev, sha-<7>
 - stable:      vX.Y.Z, sha-<7> (immutable); X.Y, X, latest (floating)
 - prerelease:  vX.Y.Z-pre.N, sha-<7> only
-The full version carries a "v", as the seed's agentgate/agent:v0.2.13 and our git tags do.
+Every line, the default one included, is also published under its suffix -node<line>
+(below for a line N):
+- dev build:   dev-nodeN, sha-<7>-nodeN (the default line: dev, sha-<7> only)
+- stable:      vX.Y.Z-nodeN (immutable); X.Y-nodeN, X-nodeN, nodeN (floating)
+- prerelease:  vX.Y.Z-pre.N-nodeN only
+So `latest` and `vX.Y.Z` follow whichever line is the default, while `nodeN` and
+`vX.Y.Z-nodeN` keep naming Node N when the default moves on. The full version carries a
+"v", as the seed's agentgate/agent:v0.2.13 and our git tags do.
 Floating tags never move backwards: releasing 1.4.1 after 2.0.0 moves 1.4 but neither 1 nor
 latest; each floating tag moves only when the new version is >= every stable release it covers.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import semver
@@ -32,8 +40,9 @@ def version_tag(version: Version) -> str:
     return f"v{version}"
 
 
-def dev_tags(sha: str) -> list[str]:
-    return ["dev", sha_tag(sha)]
+def dev_tags(sha: str, suffix: str = "") -> list[str]:
+    """A local build's tags; another line than the default adds its suffix to each."""
+    return [f"dev{suffix}", f"{sha_tag(sha)}{suffix}"]
 
 
 @dataclass(frozen=True)
@@ -63,21 +72,43 @@ def stable_versions(tags: Iterable[str]) -> list[Version]:
     return found
 
 
-def release_tags(version: Version, sha: str, existing: Iterable[str] = ()) -> ReleaseTags:
-    immutable = (version_tag(version), sha_tag(sha))
-    if version.prerelease:
-        return ReleaseTags(immutable, (), ())
-    published = stable_versions(existing)
-    candidates = (
+def floating_candidates(
+    version: Version, suffix: str = "", default: bool = True
+) -> list[tuple[str, Callable[[Version], bool]]]:
+    """The floating tags a stable release of a line may move, each with the releases it
+    covers: X.Y, X, latest (default line), then X.Y<suffix>, X<suffix>, node<line>."""
+    scopes: list[tuple[str, Callable[[Version], bool]]] = [
         (
             f"{version.major}.{version.minor}",
             lambda v: (v.major, v.minor) == (version.major, version.minor),
         ),
         (f"{version.major}", lambda v: v.major == version.major),
-        ("latest", lambda v: True),
-    )
+    ]
+    found = [*scopes, ("latest", lambda v: True)]
+    if not suffix:
+        return found
+    own = [(tag + suffix, covers) for tag, covers in scopes] + [(suffix[1:], lambda v: True)]
+    return [*found, *own] if default else own
+
+
+def release_tags(
+    version: Version,
+    sha: str,
+    existing: Iterable[str] = (),
+    suffix: str = "",
+    default: bool = True,
+) -> ReleaseTags:
+    """The tags of one line's release: `suffix` is the line's (-node<line>; "" when the project
+    has one line), `default` whether it is the default line (which keeps the bare names)."""
+    own = "" if default else suffix
+    immutable = (version_tag(version) + own, sha_tag(sha) + own)
+    if default and suffix:
+        immutable += (version_tag(version) + suffix,)
+    if version.prerelease:
+        return ReleaseTags(immutable, (), ())
+    published = stable_versions(existing)
     floating, held = [], []
-    for tag, covers in candidates:
+    for tag, covers in floating_candidates(version, suffix, default):
         newest = max((v for v in published if covers(v)), default=None)
         (held if newest is not None and newest > version else floating).append(tag)
     return ReleaseTags(immutable, tuple(floating), tuple(held))

@@ -77,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     runs = max(3, args.runs)
     plan = [
         ("size", lambda: figures.image_size(IMAGE, NAIVE)),
+        ("size-lines", lambda: figures.line_sizes(IMAGE, IMAGE)),
         ("context", lambda: figures.build_context(CONTEXT, 2)),
         ("run-true", lambda: figures.run_true(IMAGE, runs)),
         ("keepalive", lambda: figures.keepalive_exec(IMAGE, runs)),

@@ -12,13 +12,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from agentimage import proc
+from agentimage import config, lines, proc
 from agentimage.errors import AgentImageError
 
 ROOT = Path(__file__).resolve().parent.parent
-BASE_IMAGE = "node:20-bookworm-slim"
 VARIANT = "slim"
-CLAUDE_CODE_VERSION = "2.1.197"
+# The Node lines and their CLI pins come from the Dockerfile; the figures build the default
+# line unless one says otherwise.
+LINES = lines.read(ROOT)
+BASE_IMAGE = config.base_image(VARIANT, LINES.default)
+CLAUDE_CODE_VERSION = LINES.pins[LINES.default]
 DOCKERFILE = "docker/Dockerfile.agent"
 LABEL = "io.agentgate.bench"
 # Same package set as the Dockerfile's Debian branch (setpriv is in util-linux, already there).
@@ -44,9 +47,13 @@ def ca_secret() -> list[str]:
 
 
 def build_argv(
-    tag: str, *extra: str, context: str = ".", dockerfile: str = DOCKERFILE
+    tag: str,
+    *extra: str,
+    context: str = ".",
+    dockerfile: str = DOCKERFILE,
+    line: str = LINES.default,
 ) -> list[str]:
-    """The slim build, exactly as the README gives it, with our own tag."""
+    """The slim build of a Node line, exactly as the README gives it, with our own tag."""
     return [
         "docker",
         "buildx",
@@ -54,7 +61,9 @@ def build_argv(
         "-f",
         dockerfile,
         "--build-arg",
-        f"BASE_IMAGE={BASE_IMAGE}",
+        f"BASE_IMAGE={config.base_image(VARIANT, line)}",
+        "--build-arg",
+        f"NODE_VERSION={line}",
         "--build-arg",
         f"IMAGE_VARIANT={VARIANT}",
         *ca_secret(),

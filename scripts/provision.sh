@@ -3,8 +3,8 @@
 #   1. qemu-user-static + binfmt so arm64 images build and run under emulation
 #   2. Docker Engine with buildx and compose, containerd image store, mirror 127.0.0.1:5000
 #   3. a local registry on 127.0.0.1:5000 serving as that mirror
-#   4. debian:bookworm-slim and node:20-bookworm-slim built offline into the mirror (amd64
-#      and arm64)
+#   4. debian:bookworm-slim and node:<line>-bookworm-slim, one per Node.js line the agent
+#      image builds, built offline into the mirror (amd64 and arm64)
 # A host that already has each part is left as it is, so re-running costs seconds.
 #
 # Environment: BASE_PLATFORMS (default "linux/amd64 linux/arm64") is passed to

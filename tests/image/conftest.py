@@ -15,6 +15,7 @@ from docker.models.images import Image
 from imagekit import AGENT_UID, Containers, owned_path
 
 import docker
+from agentimage import lines
 from benchmarks import layers
 
 
@@ -46,6 +47,17 @@ def image(client: docker.DockerClient) -> Image:
 @pytest.fixture(scope="session")
 def image_ref(image: Image) -> str:
     return os.environ["AGENT_IMAGE"]
+
+
+@pytest.fixture(scope="session")
+def node_line() -> str:
+    """The Node line the image under test was built for: AGENT_NODE_LINE (nox and the
+    release set it), else the Dockerfile's default line."""
+    known = lines.read()
+    line = os.environ.get("AGENT_NODE_LINE") or known.default
+    if line not in known.pins:
+        pytest.fail(f"AGENT_NODE_LINE={line} is not a line of the Dockerfile ({known.names})")
+    return line
 
 
 @pytest.fixture(scope="session")

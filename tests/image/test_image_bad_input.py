@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 from imagekit import HARDENED, Containers, Exited, bind, exec_in, wait_healthy
 
+from agentimage import lines
+
 CREDENTIALS = "/run/secrets/claude-credentials.json"
 
 needs_root = pytest.mark.skipif(
@@ -174,9 +176,15 @@ def test_credentials_linked_into_config_dir(
 
 
 def test_cli_logs_in_with_mounted_credentials(
-    containers: Containers, workspace: Path, tmp_path: Path
+    containers: Containers, workspace: Path, tmp_path: Path, node_line: str
 ) -> None:
-    """Subscription mode end to end: the CLI itself reports the read-only mount as a login."""
+    """Subscription mode end to end: the CLI itself reports the read-only mount as a login.
+
+    Only on the default line: the 2.1.33x CLI of the current line ignores a
+    credentials file while CLAUDE_CODE_PROVIDER_MANAGED_BY_HOST is set (which keeps a
+    repository from redirecting the API), so there the mount is reported as no login and
+    the gateway must hold the credentials (README, "Credentials"). Should a CLI release
+    honour the file again, this fails and the README's note goes."""
     oauth = {
         "accessToken": "sk-ant-oat01-test",
         "refreshToken": "sk-ant-ort01-test",
@@ -192,7 +200,8 @@ def test_cli_logs_in_with_mounted_credentials(
     for name, container in (("mounted", logged_in), ("none", anonymous)):
         code, out = exec_in(container, "claude auth status")  # exits 1 when logged out
         status[name] = (code, json.loads(out)["loggedIn"])
-    assert status == {"mounted": (0, True), "none": (1, False)}
+    honoured = node_line == lines.read().default
+    assert status == {"mounted": (0, True) if honoured else (1, False), "none": (1, False)}
 
 
 @pytest.mark.parametrize(

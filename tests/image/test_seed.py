@@ -11,7 +11,8 @@ import pytest
 from imagekit import Containers, logs_of
 
 import docker
-from agentimage.labels import LABEL_BUILD_ARGS, mismatched_labels
+from agentimage import lines
+from agentimage.labels import CLAUDE_CODE_VERSION_LABEL, LABEL_BUILD_ARGS, mismatched_labels
 
 
 def _bash(containers: Containers, script: str) -> str:
@@ -20,9 +21,17 @@ def _bash(containers: Containers, script: str) -> str:
     return result.stdout.strip()
 
 
-def test_node_is_20(containers: Containers) -> None:
+def test_node_is_the_line_built(containers: Containers, node_line: str) -> None:
     version = _bash(containers, "node --version")
-    assert re.fullmatch(r"v20\.\d+\.\d+", version), version
+    assert re.fullmatch(rf"v{node_line}\.\d+\.\d+", version), version
+
+
+def test_claude_is_the_pin_of_the_line(image, node_line: str) -> None:
+    """Unless the build was given another CLI (AGENT_IMAGE_LABELS says which), the image
+    carries the release its line pins in the Dockerfile."""
+    given = json.loads(os.environ.get("AGENT_IMAGE_LABELS") or "{}")
+    expected = given.get(CLAUDE_CODE_VERSION_LABEL) or lines.read().pins[node_line]
+    assert image.labels.get(CLAUDE_CODE_VERSION_LABEL) == expected
 
 
 def test_claude_version_matches_label(containers: Containers, image) -> None:

@@ -14,12 +14,11 @@ from dataclasses import dataclass
 import pytest
 
 import docker
+from agentimage import config
 from benchmarks import layers
 
 MIB = layers.MIB
 SHADOW_BUDGET = 1 * MIB
-# The variant's base, whose own layers are not ours to charge; AGENT_BASE_IMAGE overrides.
-BASES = {"slim": "node:20-bookworm-slim", "alpine": "node:20-alpine"}
 
 
 @dataclass(frozen=True)
@@ -32,11 +31,16 @@ class Analysed:
 
 
 @pytest.fixture(scope="module")
-def analysed(image_ref: str, saved_image: layers.Image, client: docker.DockerClient) -> Analysed:
+def analysed(
+    image_ref: str, saved_image: layers.Image, client: docker.DockerClient, node_line: str
+) -> Analysed:
     ref, image = image_ref, saved_image
     labels = image.config.get("config", {}).get("Labels") or {}
-    base_ref = os.environ.get("AGENT_BASE_IMAGE") or BASES.get(
-        labels.get("io.agentgate.image.variant", ""), ""
+    variant = labels.get("io.agentgate.image.variant", "")
+    # The base of the image's variant and line, whose own layers are not ours to charge;
+    # AGENT_BASE_IMAGE overrides.
+    base_ref = os.environ.get("AGENT_BASE_IMAGE") or (
+        config.base_image(variant, node_line) if variant in config.VARIANT_BASES else ""
     )
     base_layers = 0
     if base_ref:

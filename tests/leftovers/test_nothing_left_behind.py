@@ -13,18 +13,24 @@ from pathlib import Path
 import pytest
 from inventory import Inventory, leftovers, take
 
-from agentimage import proc
+from agentimage import lines, proc, tags
 
 ROOT = Path(__file__).resolve().parents[2]
 INVENTORY = "AGENTGATE_DOCKER_INVENTORY"
 
 
 def dev_tags() -> set[str]:
-    """What a verify run (re)builds on purpose: README "Development"."""
+    """What a verify run (re)builds on purpose: README "Development", for each Node line
+    (the default line's tags bare, another's with its -node<line> suffix)."""
     head = proc.run(["git", "rev-parse", "--short=7", "HEAD"], cwd=ROOT, failure="git failed")
+    known = lines.read(ROOT)
+    suffixes = ["", *(lines.suffix(line) for line in known.names[1:])]
     return {
-        "agentgate/agent:dev",
-        f"agentgate/agent:sha-{head.stdout.strip()}",
+        *(
+            f"agentgate/agent:{tag}"
+            for s in suffixes
+            for tag in tags.dev_tags(head.stdout.strip(), s)
+        ),
         "agentgate/gateway:dev",
     }
 
@@ -39,7 +45,7 @@ def inventory(images: dict[str, set[str]], containers=(), networks=(), volumes=(
 
 
 BEFORE = inventory(
-    {"sha256:old-dev": {"agentgate/agent:dev"}, "sha256:base": {"node:20"}},
+    {"sha256:old-dev": {"agentgate/agent:dev"}, "sha256:base": {"node:18"}},
     containers=["agt-theirs"],
     networks=["bridge"],
     volumes=["kept"],
@@ -51,7 +57,7 @@ def test_rebuilt_dev_tags_are_no_leftover() -> None:
         {
             "sha256:old-dev": set(),  # the previous dev build, now untagged: not new
             "sha256:new-dev": {"agentgate/agent:dev", "agentgate/agent:sha-1234567"},
-            "sha256:base": {"node:20"},
+            "sha256:base": {"node:18"},
         },
         containers=["agt-theirs"],
         networks=["bridge"],
@@ -65,7 +71,7 @@ def test_every_kind_of_leftover_is_named() -> None:
     after = inventory(
         {
             "sha256:old-dev": {"agentgate/agent:dev"},
-            "sha256:other": {"node:20"},  # a tag now naming another image
+            "sha256:other": {"node:18"},  # a tag now naming another image
             "sha256:pushed": {"127.0.0.1:40001/e2e/agent-1-1:sha-1234567"},
             "sha256:dangling": set(),
         },
@@ -75,7 +81,7 @@ def test_every_kind_of_leftover_is_named() -> None:
     )
     assert leftovers(BEFORE, after, set()) == [
         "image tag 127.0.0.1:40001/e2e/agent-1-1:sha-1234567 was created",
-        "image tag node:20 was moved to sha256:other",
+        "image tag node:18 was moved to sha256:other",
         "untagged image sha256:dangling was created",
         "container agt-test-x (c-agt-test-x) was created",
         "network agt-e2e-n (n-agt-e2e-n) was created",
@@ -85,7 +91,7 @@ def test_every_kind_of_leftover_is_named() -> None:
 
 def test_a_removed_tag_is_named() -> None:
     after = inventory({"sha256:old-dev": {"agentgate/agent:dev"}}, ["agt-theirs"], ["bridge"])
-    assert leftovers(BEFORE, after, set()) == ["image tag node:20 was removed"]
+    assert leftovers(BEFORE, after, set()) == ["image tag node:18 was removed"]
 
 
 def test_an_inventory_survives_its_file(tmp_path: Path) -> None:

@@ -23,9 +23,13 @@ from dataclasses import dataclass
 from itertools import count
 from pathlib import Path
 
-from agentimage import proc
+from agentimage import lines, proc
 
 ROOT = Path(__file__).resolve().parents[2]
+# The suite releases the default Node line only (release.lines), but for its test of a
+# release of every line: one build per release instead of one per line.
+LINES = lines.read(ROOT)
+SUFFIX = lines.suffix(LINES.default)
 COPIED = ("docker", "tasks.py", "invoke.yaml", "VERSION", ".dockerignore")
 TIMEOUT = 900  # a cold image build takes minutes; warm runs take seconds
 _names = count(1)
@@ -55,6 +59,14 @@ def unique_image_name() -> str:
     """An image repository name of this test's own: registry state never leaks between
     tests, and remove_local_images finds exactly what the test made."""
     return f"e2e/agent-{os.getpid()}-{next(_names)}"
+
+
+def stable_tags(version: str, source: str) -> set[str]:
+    """The registry tags a stable release of the default line leaves: the seed's names,
+    and the version and floating ones again under the line's suffix."""
+    major, minor, _ = version.split(".")
+    named = {f"v{version}", f"{major}.{minor}", major}
+    return {f"sha-{source[:7]}", "latest", SUFFIX[1:], *named, *(t + SUFFIX for t in named)}
 
 
 def registry_tags(registry: str, repo: str) -> dict[str, str]:
@@ -135,6 +147,7 @@ class ReleaseRepo:
             "INVOKE_IMAGE_NAME": self.image,
             "INVOKE_IMAGE_VARIANT": "slim",
             "INVOKE_IMAGE_REGISTRY": self.registry,
+            "INVOKE_RELEASE_LINES": LINES.default,
             # a real, quick check of the image under test instead of the full image suite
             "INVOKE_RELEASE_TEST_COMMAND": (
                 'docker run --rm --entrypoint node "$AGENT_IMAGE" --version'

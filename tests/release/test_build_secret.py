@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 from releasekit import ROOT, TIMEOUT, run, unique_image_name
 
+from agentimage import config, lines
 from benchmarks import layers
 
 HOST_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
@@ -87,14 +88,16 @@ def test_a_layer_holding_the_secret_is_found(tmp_path: Path, throwaway_ca: Throw
     context = tmp_path / "context"
     context.mkdir()
     (context / "Dockerfile").write_text(
-        "FROM node:20-bookworm-slim\n"
+        f"FROM {config.base_image('slim', lines.read().default)}\n"
         "RUN --mount=type=secret,id=ca-certificates "
         "cp /run/secrets/ca-certificates /usr/local/share/leaked.crt\n"
     )
     archive = tmp_path / "leaky.oci.tar"
     run(
         [
-            "docker", "buildx", "build", "--platform", PLATFORM, "--no-cache",
+            # --no-cache: a secret's content is no part of a RUN's cache key, so a cached
+            # layer would hold an earlier run's throwaway CA, not this one
+            "docker", "buildx", "build", "--no-cache", "--platform", PLATFORM,
             "--secret", f"id=ca-certificates,src={throwaway_ca.bundle}",
             "--output", f"type=oci,dest={archive}", str(context),
         ],

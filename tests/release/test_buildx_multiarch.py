@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 from releasekit import ROOT, remove_local_images, unique_image_name
 
+from agentimage import lines
 from agentimage.imagetools import Registry
 from agentimage.runner import HostRunner
 
@@ -90,8 +91,9 @@ def test_each_platform_runs_node_and_claude(pushed: str, platform: str) -> None:
     assert result.returncode == 0, result.stderr
     machine, node, claude = result.stdout.split("\n")[:3]
     assert machine == {"linux/amd64": "x86_64", "linux/arm64": "aarch64"}[platform]
-    assert node.startswith("v20.")
-    assert claude.startswith("2.1.197 ")
+    known = lines.read()
+    assert node.startswith(f"v{known.default}.")
+    assert claude.startswith(f"{known.pins[known.default]} ")
 
 
 def test_without_a_registry_buildx_writes_a_two_platform_oci_archive(tmp_path: Path) -> None:

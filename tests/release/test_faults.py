@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 from fault_proxy import FaultProxy
 from releasekit import (
+    SUFFIX,
     LocalRegistry,
     ReleaseRepo,
     configure_identity,
@@ -34,7 +35,7 @@ from releasekit import (
 
 NODE_CHECK = 'docker run --rm --entrypoint node "$AGENT_IMAGE" --version'
 RELEASED = "0.1.1\n"
-FLOATING = {"0.1", "0", "latest"}
+FLOATING = {"0.1", "0", "latest", f"0.1{SUFFIX}", f"0{SUFFIX}", SUFFIX[1:]}
 DEADLINE = 300
 
 
@@ -131,7 +132,7 @@ def assert_rerun_completes(repo: ReleaseRepo, source: str) -> subprocess.Complet
     assert "refs/tags/v0.1.1" in remote
     assert repo.git("status", "--porcelain") == ""
     published = registry_tags(repo.registry_api or repo.registry, repo.image)
-    assert set(published) == {"v0.1.1", f"sha-{source[:7]}", *FLOATING}
+    assert set(published) == {"v0.1.1", f"v0.1.1{SUFFIX}", f"sha-{source[:7]}", *FLOATING}
     # the release is one image; sha-<7> names a build of the same commit, which a push cut
     # off by the fault may still have finished after the re-run pushed its own
     assert len({published[tag] for tag in ("v0.1.1", *FLOATING)}) == 1
@@ -360,7 +361,7 @@ def test_two_releases_race_from_two_clones(release_repo: ReleaseRepo, tmp_path: 
     # the registry: the release's tags are one image, built and tested from the released source
     published = registry_tags(first.registry, first.image)
     assert before["registry"] == {}
-    assert set(published) == {"v0.1.1", f"sha-{source[:7]}", *FLOATING}
+    assert set(published) == {"v0.1.1", f"v0.1.1{SUFFIX}", f"sha-{source[:7]}", *FLOATING}
     assert len({published[tag] for tag in ("v0.1.1", *FLOATING)}) == 1
     # (sha-<7> names an image of the same commit; the loser may have pushed its own build)
     labels = remote_labels(f"{first.registry}/{first.image}@{published['latest']}")

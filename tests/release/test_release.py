@@ -5,11 +5,14 @@ from __future__ import annotations
 import time
 
 from releasekit import (
+    LINES,
+    SUFFIX,
     ReleaseRepo,
     commands_run,
     planned_commands,
     registry_tags,
     remote_labels,
+    stable_tags,
 )
 
 
@@ -30,7 +33,7 @@ def test_stable_release(release_repo: ReleaseRepo) -> None:
     assert release_repo.git("status", "--porcelain") == ""
 
     tags = registry_tags(release_repo.registry, release_repo.repo)
-    assert set(tags) == {"v0.1.1", f"sha-{source[:7]}", "0.1", "0", "latest"}
+    assert set(tags) == stable_tags("0.1.1", source)
     assert len(set(tags.values())) == 1  # every tag is the one tested image
     # the summary names the pushed digest
     pushed = f"{release_repo.registry}/{release_repo.repo}@{tags['v0.1.1']}"
@@ -48,7 +51,8 @@ def test_prerelease_then_promotion(release_repo: ReleaseRepo) -> None:
     assert (release_repo.path / "VERSION").read_text() == "0.2.0-rc.1\n"
     assert "refs/tags/v0.2.0-rc.1" in release_repo.git("ls-remote", str(release_repo.origin))
     tags = registry_tags(release_repo.registry, release_repo.repo)
-    assert set(tags) == {"v0.2.0-rc.1", f"sha-{rc_source[:7]}"}  # no latest, no floating
+    # no latest, no floating
+    assert set(tags) == {"v0.2.0-rc.1", f"sha-{rc_source[:7]}", f"v0.2.0-rc.1{SUFFIX}"}
 
     promoted = release_repo.invoke("release", "--bump", "minor")
     assert promoted.returncode == 0
@@ -118,7 +122,7 @@ def test_rejected_git_push_publishes_nothing_and_rerun_completes_the_same_versio
     assert release_repo.git("log", "-1", "--format=%s") == "release: v0.1.1"
     assert "refs/tags/v0.1.1" in release_repo.git("ls-remote", str(release_repo.origin))
     tags = registry_tags(release_repo.registry, release_repo.repo)
-    assert set(tags) == {"v0.1.1", f"sha-{source[:7]}", "0.1", "0", "latest"}
+    assert set(tags) == stable_tags("0.1.1", source)
     assert len(set(tags.values())) == 1
 
 
@@ -194,7 +198,7 @@ def test_a_no_push_release_is_published_later(release_repo: ReleaseRepo) -> None
         "ls-remote", str(release_repo.origin), "refs/tags/v0.1.1^{}"
     ).startswith(head)
     tags = registry_tags(release_repo.registry, release_repo.repo)
-    assert set(tags) == {"v0.1.1", f"sha-{source[:7]}", "0.1", "0", "latest"}
+    assert set(tags) == stable_tags("0.1.1", source)
     assert len(set(tags.values())) == 1
     labels = remote_labels(f"{release_repo.registry}/{release_repo.repo}:v0.1.1")
     assert labels["org.opencontainers.image.revision"] == source
@@ -216,3 +220,32 @@ def test_the_test_command_has_a_time_limit(release_repo: ReleaseRepo) -> None:
     assert "did not finish within 3 s; raise --test-timeout" in line
     assert "nothing was published or committed" in line
     assert release_repo.state() == before
+
+
+def test_one_release_publishes_every_node_line(release_repo: ReleaseRepo) -> None:
+    """release.lines empty: every line of the Dockerfile, each its own image with its own
+    CLI pin, tested with its AGENT_NODE_LINE; one git tag; the default line also under the
+    seed's bare names."""
+    source = release_repo.git("rev-parse", "HEAD")
+    check = 'docker run --rm --entrypoint claude "$AGENT_IMAGE" --version; echo "$AGENT_NODE_LINE"'
+    result = release_repo.invoke(
+        "release", "--bump", "patch", INVOKE_RELEASE_LINES="", INVOKE_RELEASE_TEST_COMMAND=check
+    )
+    assert result.returncode == 0
+    assert release_repo.git("tag", "--list") == "v0.1.1"
+    tags = registry_tags(release_repo.registry, release_repo.repo)
+    expected = stable_tags("0.1.1", source)
+    for line in LINES.names[1:]:
+        suffix = f"-node{line}"
+        expected |= {f"v0.1.1{suffix}", f"0.1{suffix}", f"0{suffix}", f"node{line}"}
+        expected |= {f"sha-{source[:7]}{suffix}"}
+    assert set(tags) == expected
+    for line in LINES.names:
+        ref = f"{release_repo.registry}/{release_repo.repo}:v0.1.1-node{line}"
+        labels = remote_labels(ref)
+        assert labels["io.agentgate.image.claude-code-version"] == LINES.pins[line]
+        assert labels["org.opencontainers.image.version"] == "0.1.1"
+        assert tags[f"node{line}"] == tags[f"v0.1.1-node{line}"]
+        assert f"{LINES.pins[line]} (Claude Code)\n{line}" in result.stderr + result.stdout
+    assert tags["latest"] == tags["v0.1.1"] == tags[f"v0.1.1-node{LINES.default}"]
+    assert len({tags[f"v0.1.1-node{line}"] for line in LINES.names}) == len(LINES.names)

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from releasekit import (
+    LINES,
     LocalRegistry,
     ReleaseRepo,
     htpasswd_registry,
@@ -163,13 +164,22 @@ def test_buildx_missing(release_repo: ReleaseRepo, tmp_path: Path) -> None:
     assert release_repo.state() == before
 
 
-def test_node_version_that_does_not_exist(release_repo: ReleaseRepo) -> None:
-    """node:19-bookworm-slim is no published base here: refused before any build, asking the
-    engine (and so its registry mirror) for the base image's manifest."""
+def test_a_line_whose_base_image_does_not_exist(release_repo: ReleaseRepo) -> None:
+    """A Node line whose node:19-bookworm-slim is no published base here: the release of
+    every line is refused before any build, asking the engine (and so its registry mirror)
+    for each line's base image manifest."""
+    dockerfile = release_repo.path / "docker" / "Dockerfile.agent"
+    stage = (
+        f"FROM system AS node19\nARG CLAUDE_CODE_VERSION={LINES.pins[LINES.default]}\n"
+        "ENV CLAUDE_CODE_VERSION=${CLAUDE_CODE_VERSION}\n\n"
+    )
+    builder = "FROM node${NODE_VERSION} AS builder"
+    dockerfile.write_text(dockerfile.read_text().replace(builder, stage + builder, 1))
+    release_repo.git("commit", "-q", "-am", "feat: a Node 19 line")
     before = release_repo.state()
-    result = release_repo.invoke("release", "--bump", "patch", "--node-version", "19")
+    result = release_repo.invoke("release", "--bump", "patch", INVOKE_RELEASE_LINES="")
     assert result.returncode == 6
     line = one_line_error(result)
     assert "base image node:19-bookworm-slim cannot be pulled" in line
-    assert "check --node-version (a published node tag) and the registry mirror" in line
+    assert "the registry mirror" in line
     assert release_repo.state() == before

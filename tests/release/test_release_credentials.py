@@ -16,7 +16,13 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
-from releasekit import LocalRegistry, htpasswd_registry, make_release_repo, remove_local_images
+from releasekit import (
+    LocalRegistry,
+    htpasswd_registry,
+    make_release_repo,
+    remove_local_images,
+    stable_tags,
+)
 
 HELPER = Path(__file__).parent / "bin" / "docker-credential-agentgate-test"
 PASSWORD = "right-password"
@@ -58,7 +64,7 @@ def test_release_through_a_credential_helper(
     assert result.returncode == 0, result.stderr[-3000:]
 
     tags = registry.tags(repo.image)
-    assert set(tags) == {"v0.1.1", f"sha-{source[:7]}", "0.1", "0", "latest"}
+    assert set(tags) == stable_tags("0.1.1", source)
     assert len(set(tags.values())) == 1
     assert f"@{tags['v0.1.1']}" in result.stdout  # the summary names the pushed digest
     assert "refs/tags/v0.1.1" in repo.git("ls-remote", str(repo.origin))

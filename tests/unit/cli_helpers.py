@@ -2,8 +2,8 @@
 
 No Docker: DOCKER_HOST points at a socket nobody listens on, so a test that reached the
 engine would fail with exit 5 instead of silently building. npm is pointed at a loopback
-server that knows one Claude Code version, so the "does this version exist" check sends no
-traffic off the host.
+server that knows the Claude Code versions the Dockerfile pins, so the "does this version
+exist" check sends no traffic off the host.
 """
 
 from __future__ import annotations
@@ -20,23 +20,26 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import semver
 from git_helpers import checked
+
+from agentimage import lines
 
 ROOT = Path(__file__).resolve().parents[2]
 CLI_PACKAGE = "@anthropic-ai/claude-code"
-KNOWN_CLI_VERSION = "2.1.197"
+LINES = lines.read(ROOT)
+KNOWN_CLI_VERSION = LINES.pins[LINES.default]  # the default line's pin
 
 
 class _NpmHandler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         if self.path.lower().split("?")[0] == "/" + CLI_PACKAGE.replace("/", "%2f"):
+            pins = sorted(set(LINES.pins.values()), key=semver.Version.parse)
             body = json.dumps(
                 {
                     "name": CLI_PACKAGE,
-                    "dist-tags": {"latest": KNOWN_CLI_VERSION},
-                    "versions": {
-                        KNOWN_CLI_VERSION: {"name": CLI_PACKAGE, "version": KNOWN_CLI_VERSION}
-                    },
+                    "dist-tags": {"latest": pins[-1]},
+                    "versions": {pin: {"name": CLI_PACKAGE, "version": pin} for pin in pins},
                 }
             ).encode()
             self.send_response(200)
@@ -54,7 +57,8 @@ class _NpmHandler(BaseHTTPRequestHandler):
 
 @contextmanager
 def fake_npm_registry() -> Iterator[str]:
-    """An npm registry on loopback that has only @anthropic-ai/claude-code@2.1.197."""
+    """An npm registry on loopback that has only the @anthropic-ai/claude-code versions the
+    Dockerfile pins."""
     server = ThreadingHTTPServer(("127.0.0.1", 0), _NpmHandler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -118,7 +122,8 @@ def make_cli_repo(base: Path, npm_registry: str) -> CliRepo:
     work = base / "work"
     checked(["git", "init", "-q", "--bare", "-b", "main", str(origin)])
     checked(["git", "init", "-q", "-b", "main", str(work)])
-    for name in ("tasks.py", "invoke.yaml"):
+    for name in ("tasks.py", "invoke.yaml", "docker/Dockerfile.agent"):
+        (work / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / name, work / name)
     (work / "VERSION").write_text("0.1.0\n")
     (work / "NOTES.md").write_text("notes\n")

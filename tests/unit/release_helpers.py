@@ -55,7 +55,7 @@ def settings(**changes: object) -> releaseplan.ReleaseSettings:
         "branch": "main",
         "remote": "origin",
         "test_command": "true",
-        "build": BuildOptions("slim", "20", "2.1.197"),
+        "build": BuildOptions("slim", "18", "9.8.7"),
     }
     values.update(changes)
     return releaseplan.ReleaseSettings(**values)  # type: ignore[arg-type]

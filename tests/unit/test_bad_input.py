@@ -19,7 +19,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from cli_helpers import ROOT, CliRepo, fake_npm_registry, make_cli_repo, one_line_error
+from cli_helpers import (
+    KNOWN_CLI_VERSION,
+    ROOT,
+    CliRepo,
+    fake_npm_registry,
+    make_cli_repo,
+    one_line_error,
+)
 
 from agentimage import preflight
 
@@ -148,26 +155,42 @@ CASES: list[tuple[str, Setup, tuple[str, ...], int, str, str]] = [
     (
         "node-not-a-version",
         _nothing,
-        (*RELEASE, "--node-version", "twenty"),
+        ("build", "--node-version", "twenty"),
         2,
         "Node version 'twenty' is not a version",
-        "pass a major like 20",
+        "pass a major like",
+    ),
+    (
+        "node-not-a-line",
+        _nothing,
+        ("build", "--node-version", "7"),
+        2,
+        "Node 7 is not a line of docker/Dockerfile.agent (its lines: ",
+        "add a stage `FROM system AS node7` with `ARG CLAUDE_CODE_VERSION=X.Y.Z`",
     ),
     (
         "cli-not-a-version",
         _nothing,
-        (*RELEASE, "--claude-code-version", "latest"),
+        ("build", "--claude-code-version", "latest"),
         2,
         "Claude Code version 'latest' is not a version",
         "pass X.Y.Z",
     ),
     (
-        "cli-does-not-exist-release",
+        "release-with-a-pin-flag",
         _nothing,
         (*RELEASE, "--claude-code-version", "9.9.9"),
         2,
-        "Claude Code version 9.9.9 does not exist on the npm registry",
-        "npm view @anthropic-ai/claude-code versions",
+        "a release publishes every line of the Dockerfile with its own pin",
+        "change a pin with invoke update-cli",
+    ),
+    (
+        "release-without-the-default-line",
+        _nothing,
+        (*RELEASE, "--lines", "7"),
+        2,
+        "Node 7 is not a line of docker/Dockerfile.agent",
+        "build one of those",
     ),
     (
         "cli-does-not-exist-build",
@@ -368,7 +391,8 @@ def _as_nobody(argv: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
 
 def test_unreadable_ca_cert(world_readable_dir: Path) -> None:
     """A PEM bundle that exists but cannot be read: checked as an unprivileged user."""
-    for name in ("tasks.py", "invoke.yaml"):
+    for name in ("tasks.py", "invoke.yaml", "docker/Dockerfile.agent"):
+        (world_readable_dir / name).parent.mkdir(exist_ok=True)
         shutil.copy2(ROOT / name, world_readable_dir / name)
     bundle = world_readable_dir / "ca.pem"
     bundle.write_text(PEM)
@@ -390,34 +414,34 @@ def test_unreadable_ca_cert(world_readable_dir: Path) -> None:
 
 def test_cli_version_check_against_the_npm_registry(npm_registry: str, monkeypatch) -> None:
     monkeypatch.setenv("npm_config_registry", npm_registry)
-    assert preflight.cli_version_published("2.1.197") is True
+    assert preflight.cli_version_published(KNOWN_CLI_VERSION) is True
     assert preflight.cli_version_published("9.9.9") is False
-    preflight.cli_version("2.1.197")  # no error
+    preflight.cli_version(KNOWN_CLI_VERSION)  # no error
 
 
 def test_confirmed_cli_versions_are_remembered_per_registry(npm_registry: str, monkeypatch) -> None:
     """A warm build skips `npm view` for a version the same registry already confirmed."""
     monkeypatch.setenv("npm_config_registry", npm_registry)
-    assert preflight.cli_version_published("2.1.197") is True
+    assert preflight.cli_version_published(KNOWN_CLI_VERSION) is True
     monkeypatch.setenv("PATH", "/nonexistent")  # npm can no longer be asked
-    assert preflight.cli_version_published("2.1.197") is True
+    assert preflight.cli_version_published(KNOWN_CLI_VERSION) is True
     assert preflight.cli_version_published("9.9.9") is None  # refusals are never remembered
     monkeypatch.setenv("npm_config_registry", f"http://127.0.0.1:{_closed_port()}/")
-    assert preflight.cli_version_published("2.1.197") is None  # another registry: ask it
+    assert preflight.cli_version_published(KNOWN_CLI_VERSION) is None  # another registry: ask it
 
 
 def test_cli_version_check_tolerates_an_unreachable_npm_registry(monkeypatch, capsys) -> None:
     """Offline hosts can still build from cache: a warning, not an error, and no long stall."""
     monkeypatch.setenv("npm_config_registry", f"http://127.0.0.1:{_closed_port()}/")
-    assert preflight.cli_version_published("2.1.197") is None
-    preflight.cli_version("2.1.197")
+    assert preflight.cli_version_published(KNOWN_CLI_VERSION) is None
+    preflight.cli_version(KNOWN_CLI_VERSION)
     assert "could not ask the npm registry" in capsys.readouterr().err
 
 
 def test_cli_version_check_without_npm(monkeypatch, capsys) -> None:
     monkeypatch.setenv("PATH", "/nonexistent")
-    assert preflight.cli_version_published("2.1.197") is None
-    preflight.cli_version("2.1.197")
+    assert preflight.cli_version_published(KNOWN_CLI_VERSION) is None
+    preflight.cli_version(KNOWN_CLI_VERSION)
     assert "warning:" in capsys.readouterr().err
 
 

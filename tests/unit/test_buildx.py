@@ -92,8 +92,8 @@ def test_repeated_cache_sources_keep_order() -> None:
 
 
 def test_build_args_in_order() -> None:
-    args = argv(build_args={"BASE_IMAGE": "node:20-alpine", "NODE_VERSION": "20"})
-    assert pairs(args, "--build-arg") == ["BASE_IMAGE=node:20-alpine", "NODE_VERSION=20"]
+    args = argv(build_args={"BASE_IMAGE": "node:18-alpine", "NODE_VERSION": "18"})
+    assert pairs(args, "--build-arg") == ["BASE_IMAGE=node:18-alpine", "NODE_VERSION=18"]
 
 
 @pytest.mark.parametrize(
@@ -132,16 +132,16 @@ def test_cache_ref(value: str, expected: str) -> None:
 @pytest.mark.parametrize(
     ("variant", "node", "base"),
     [
-        ("alpine", "20", "node:20-alpine"),
-        ("slim", "20", "node:20-bookworm-slim"),
+        ("alpine", "18", "node:18-alpine"),
+        ("slim", "18", "node:18-bookworm-slim"),
         ("slim", "22.11.0", "node:22.11.0-bookworm-slim"),
     ],
 )
 def test_build_args_from_options(variant: str, node: str, base: str) -> None:
-    args = build_args(BuildOptions(variant, node, "2.1.197"), META)
+    args = build_args(BuildOptions(variant, node, "9.8.7"), META)
     assert args["BASE_IMAGE"] == base
-    assert args["NODE_VERSION"] == node
-    assert args["CLAUDE_CODE_VERSION"] == "2.1.197"
+    assert args["NODE_VERSION"] == node.split(".")[0]  # the line: it picks the Dockerfile stage
+    assert args["CLAUDE_CODE_VERSION"] == "9.8.7"
     assert args["IMAGE_VERSION"] == "0.1.1"
     assert args["IMAGE_REVISION"] == "a" * 40
 
@@ -149,8 +149,8 @@ def test_build_args_from_options(variant: str, node: str, base: str) -> None:
 def test_make_spec_carries_every_option() -> None:
     options = BuildOptions(
         "slim",
-        "20",
-        "2.1.197",
+        "18",
+        "9.8.7",
         ca_cert=Path("/ca.pem"),
         builder="b",
         cache_from=("type=inline",),
@@ -167,10 +167,10 @@ def test_make_spec_carries_every_option() -> None:
     [
         (
             "alpine",
-            "ERROR: failed to resolve source metadata for docker.io/library/node:20-alpine",
+            "ERROR: failed to resolve source metadata for docker.io/library/node:18-alpine",
             "--variant slim",
         ),
-        ("slim", "failed to resolve source metadata for node:20-bookworm-slim", "registry mirror"),
+        ("slim", "failed to resolve source metadata for node:18-bookworm-slim", "registry mirror"),
         ("slim", "npm ERR! code SELF_SIGNED_CERT_IN_CHAIN", "--ca-cert"),
         ("slim", "RUN exited 1", "build log"),
     ],

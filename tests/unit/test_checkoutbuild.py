@@ -14,7 +14,7 @@ from agentimage.imagebuild import BuildOptions
 from agentimage.imagetools import RemoteImage
 from agentimage.labels import Identity, labels_from_build_args
 
-OPTIONS = BuildOptions("slim", "20", "2.1.197")
+OPTIONS = BuildOptions("slim", "18", "9.8.7")
 IDENTITY = Identity(source="https://example.invalid/agent-image", title="t", licenses="MIT")
 
 
@@ -34,7 +34,7 @@ def test_plan_tags_dev_and_the_commit_and_labels_the_version_from_git(tmp_path: 
     assert labels["org.opencontainers.image.source"] == IDENTITY.source
     assert labels["org.opencontainers.image.licenses"] == "MIT"
     assert labels["io.agentgate.image.variant"] == "slim"
-    assert labels["io.agentgate.image.claude-code-version"] == "2.1.197"
+    assert labels["io.agentgate.image.claude-code-version"] == "9.8.7"
 
 
 def test_a_dirty_tree_says_so_in_the_version(tmp_path: Path) -> None:

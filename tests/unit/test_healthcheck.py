@@ -72,7 +72,7 @@ def health() -> Iterator[Health]:
         claude_ran = root / "claude-ran"
         write_shim(bindir, "node", "exit 0")
         # The real CLI is a 245 MB binary: the check must not start it every 30 s.
-        write_shim(bindir, "claude", f'touch "{claude_ran}"; echo "2.1.197 (Claude Code)"')
+        write_shim(bindir, "claude", f'touch "{claude_ran}"; echo "9.8.7 (Claude Code)"')
         box = Health(root, bindir, workspace, claude_ran)
         box.ready.write_text(f"{os.getpid()} {start_time(os.getpid())}\n")
         yield box

@@ -78,9 +78,9 @@ def test_label_build_args_are_what_the_dockerfile_labels_from() -> None:
 
 
 def test_labels_from_build_args_reads_every_label_from_its_arg() -> None:
-    args = {**label_build_args(META), "CLAUDE_CODE_VERSION": "2.1.197"}
+    args = {**label_build_args(META), "CLAUDE_CODE_VERSION": "9.8.7"}
     assert labels_from_build_args(args) == {
         **oci_labels(META),
         "io.agentgate.image.variant": "slim",
-        "io.agentgate.image.claude-code-version": "2.1.197",
+        "io.agentgate.image.claude-code-version": "9.8.7",
     }

@@ -323,7 +323,7 @@ def test_breakdown_sums_visible_inodes_and_shadowed_bytes() -> None:
     image = L.Image(
         config={},
         layers=stack(
-            [F("/usr/bin/su", b"s" * 10), F("/usr/local/bin/node", b"n" * 20)],
+            [F("/usr/bin/su", b"s" * 10), F("/usr/local/bin/node", b"n" * 21)],
             [F("/usr/bin/su", b"s" * 10), F("/usr/bin/git", b"g" * 5), Hard("/g2", "/usr/bin/git")],
         ),
     )
@@ -334,7 +334,7 @@ def test_breakdown_sums_visible_inodes_and_shadowed_bytes() -> None:
             return "node"
         return "base" if layer == 0 else None
 
-    assert L.breakdown(image, state, classify) == {"node": 20, "other": 15, "shadowed": 10}
+    assert L.breakdown(image, state, classify) == {"node": 21, "other": 15, "shadowed": 10}
     assert sum(L.breakdown(image, state, classify).values()) == image.size
 
 

@@ -24,6 +24,7 @@ from release_helpers import (
 
 from agentimage import release
 from agentimage.errors import AgentImageError, ExitCode
+from agentimage.imagebuild import BuildOptions
 from agentimage.labels import labels_from_build_args
 from agentimage.runner import HostRunner
 
@@ -42,8 +43,8 @@ def test_first_release_plan(repo) -> None:
     result = plan(work)
     sha = git("rev-parse", "HEAD")
     assert str(result.version) == "0.1.1"
-    assert result.tags.immutable == ("v0.1.1", f"sha-{sha[:7]}")
-    assert result.tags.floating == ("0.1", "0", "latest")
+    assert result.tags.immutable == ("v0.1.1", f"sha-{sha[:7]}", "v0.1.1-node18")
+    assert result.tags.floating == ("0.1", "0", "latest", "0.1-node18", "0-node18", "node18")
     assert result.test_ref == f"{REPOSITORY}:sha-{sha[:7]}"
     ran = commands(work, result)
     text = "\n".join(ran)
@@ -64,6 +65,46 @@ def test_first_release_plan(repo) -> None:
     ]
     positions = [index_of(ran, text) for text in order]
     assert positions == sorted(positions), ran
+
+
+def test_every_line_is_built_and_tested_before_anything_is_pushed_and_git_is_recorded_once(
+    repo,
+) -> None:
+    """One release, two Node lines: each line its own image, pin and tags; all are built and
+    tested before the first push, git is recorded once, then each line's tags are set."""
+    work, git = repo
+    other = BuildOptions("slim", "30", "9.9.0", tag_suffix="-node30")
+    two = settings(other_lines=(other,))
+    result = plan(work, other_lines=(other,))
+    sha = git("rev-parse", "HEAD")[:7]
+    [line30] = result.others
+    assert (result.line, line30.line, line30.default) == ("18", "30", False)
+    assert line30.tags.immutable == ("v0.1.1-node30", f"sha-{sha}-node30")
+    assert line30.tags.floating == ("0.1-node30", "0-node30", "node30")
+    assert line30.test_ref == f"{REPOSITORY}:sha-{sha}-node30"
+    ran = [
+        line.strip().removeprefix("$ ")
+        for line in release.describe(result, two, work)
+        if line.strip().startswith("$ ")
+    ]
+    builds = [c for c in ran if c.startswith("docker buildx build")]
+    assert len(builds) == 2
+    assert "NODE_VERSION=18 " in builds[0]
+    assert "CLAUDE_CODE_VERSION=9.8.7 " in builds[0]
+    assert "NODE_VERSION=30 " in builds[1]
+    assert "CLAUDE_CODE_VERSION=9.9.0 " in builds[1]
+    tests = [c for c in ran if "sh -c true" in c]
+    assert [("AGENT_NODE_LINE=18" in t, "AGENT_NODE_LINE=30" in t) for t in tests] == [
+        (True, False),
+        (False, True),
+    ]
+    pushed_as = (f"{REPOSITORY}:sha-{sha}", f"{REPOSITORY}:sha-{sha}-node30")
+    pushes = [ran.index(f"docker push {ref}") for ref in pushed_as]
+    assert ran.index(tests[1]) < min(pushes)
+    assert len([c for c in ran if c.startswith("git push")]) == 1
+    git_push = index_of(ran, "git push --atomic")
+    assert max(pushes) < git_push < index_of(ran, f"--tag {REPOSITORY}:v0.1.1-node30")
+    assert index_of(ran, f"--tag {REPOSITORY}:node30 ") > git_push
 
 
 def test_the_test_command_is_told_the_labels_the_build_was_given(repo) -> None:
@@ -136,8 +177,8 @@ def test_latest_held_back_by_what_the_registry_tag_names(repo) -> None:
     git("tag", "-a", "v0.1.0", "-m", "r")
     fake = FakeRegistry({"latest": image("sha256:b", "2.0.0"), "0": image("sha256:c", "0.0.9")})
     result = plan(work, fake)
-    assert result.tags.floating == ("0.1", "0")
-    assert result.tags.held_back == ("latest",)
+    assert result.tags.floating == ("0.1", "0", "0.1-node18", "0-node18")
+    assert result.tags.held_back == ("latest", "node18")  # 2.0.0 exists: neither goes back
 
 
 @pytest.mark.parametrize(
@@ -281,7 +322,11 @@ def test_release_then_a_rerun_after_git_finishes_the_same_version(repo) -> None:
     assert (again.mode, str(again.version), again.source_sha) == ("resume", "0.1.1", source)
     assert again.remote_has_release
     run(work, again, fake)
-    assert fake.copied == ["v0.1.1", "0.1", "0", "latest"]
+    assert fake.copied == [
+        "v0.1.1",
+        "v0.1.1-node18",
+        *("0.1", "0", "latest", "0.1-node18", "0-node18", "node18"),
+    ]
     assert len({fake.tags[t].digest for t in fake.copied}) == 1
     # complete now: the next run is a new release
     assert plan(work, fake).mode == "new"

@@ -66,6 +66,36 @@ def final_stage(instructions: list[Instruction]) -> list[Instruction]:
     return instructions[starts[-1] :]
 
 
+def stages(instructions: list[Instruction]) -> dict[str, list[Instruction]]:
+    """name -> the stage's instructions, its FROM first."""
+    found: dict[str, list[Instruction]] = {}
+    current: list[Instruction] = []
+    for ins in instructions:
+        if ins.keyword == "FROM":
+            current = []
+            words = ins.args.split()
+            found[words[-1] if len(words) == 3 and words[1].upper() == "AS" else str(ins)] = current
+        current.append(ins)
+    return found
+
+
+def lineage(instructions: list[Instruction]) -> list[Instruction]:
+    """The final stage with every stage it builds on (default global ARGs substituted),
+    oldest first: what an image of the default build is made of."""
+    args = dict(
+        ins.args.split("=", 1) for ins in instructions if ins.keyword == "ARG" and "=" in ins.args
+    )
+    named = stages(instructions)
+    chain = final_stage(instructions)
+    while True:
+        parent = chain[0].args.split()[0]
+        for name, value in args.items():
+            parent = parent.replace("${" + name + "}", value)
+        if parent not in named:
+            return chain
+        chain = named[parent] + chain
+
+
 def flags_and_rest(args: str) -> tuple[dict[str, str], list[str]]:
     flags: dict[str, str] = {}
     words = shlex.split(args)
@@ -156,11 +186,22 @@ def test_layer_order_cli_then_scripts_last(runtime: list[Instruction]) -> None:
         f"{runtime[last_fs]} changes the filesystem after the scripts are copied: editing a "
         "script would rebuild it"
     )
+
+
+def test_system_packages_come_before_the_cli_pin(dockerfile_text: str) -> None:
+    """A CLI bump must reuse the system-package layer: the pin (an ENV, part of every later
+    RUN's cache key) is set after apt, the CLI copied after both."""
+    chain = lineage(parse_dockerfile(dockerfile_text))
     system_packages = [
-        i for i, ins in enumerate(runtime) if ins.keyword == "RUN" and "git" in ins.args
+        i for i, ins in enumerate(chain) if ins.keyword == "RUN" and "git" in ins.args
     ]
-    assert system_packages
-    assert system_packages[0] < cli[0], "system packages change less often than the CLI pin"
+    pin = [i for i, ins in enumerate(chain) if ins.args.startswith("CLAUDE_CODE_VERSION")]
+    cli = [
+        i for i, ins in enumerate(chain) if ins.keyword == "COPY" and "--from=builder" in ins.args
+    ]
+    assert system_packages, "no system-package RUN in the runtime's stages"
+    assert pin, "the runtime's stages never set CLAUDE_CODE_VERSION"
+    assert system_packages[-1] < pin[0] < cli[0], [str(chain[i]) for i in (*pin, *cli)]
 
 
 def test_copies_single_files_only(runtime: list[Instruction]) -> None:
@@ -182,10 +223,19 @@ def test_ca_secret_used_only_by_a_run_that_mounts_it(dockerfile_text: str) -> No
         assert "--mount=type=secret,id=ca-certificates" in ins.args, str(ins)
 
 
-def test_cli_version_defaults_agree(dockerfile_text: str) -> None:
-    defaults = re.findall(r"^ARG CLAUDE_CODE_VERSION=(\S+)$", dockerfile_text, re.MULTILINE)
-    assert len(defaults) >= 2, "the builder pins the CLI and the label reports the pin"
-    assert len(set(defaults)) == 1, f"CLAUDE_CODE_VERSION defaults disagree: {defaults}"
+def test_each_line_stage_hands_its_pin_to_the_builder_and_the_label(dockerfile_text: str) -> None:
+    """The pin lives in the line stages only (ARG, overridable), passed on as an ENV that the
+    builder installs and the label reports; no stage declares another default."""
+    named = stages(parse_dockerfile(dockerfile_text))
+    line_stages = {name: body for name, body in named.items() if re.fullmatch(r"node\d+", name)}
+    assert line_stages, "no node<line> stage"
+    for name, body in line_stages.items():
+        assert [ins.keyword for ins in body] == ["FROM", "ARG", "ENV"], name
+        assert body[2].args == "CLAUDE_CODE_VERSION=${CLAUDE_CODE_VERSION}", str(body[2])
+    pins = re.findall(r"^ARG CLAUDE_CODE_VERSION=", dockerfile_text, re.MULTILINE)
+    assert len(pins) == len(line_stages), "a CLAUDE_CODE_VERSION default outside a line stage"
+    assert '"@anthropic-ai/claude-code@${CLAUDE_CODE_VERSION}"' in dockerfile_text
+    assert 'claude-code-version="${CLAUDE_CODE_VERSION}"' in dockerfile_text
 
 
 def test_cli_runs_quietly_by_env(runtime: list[Instruction]) -> None:

@@ -12,7 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from agentimage import lines
+
 ROOT = Path(__file__).resolve().parents[2]
+LINES = lines.read(ROOT)
 
 
 def invoke(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -29,11 +32,11 @@ def invoke(*args: str, env: dict[str, str] | None = None) -> subprocess.Complete
 
 def test_list_shows_every_task() -> None:
     out = invoke("--list").stdout
-    for name in ("build", "buildx", "release"):
+    for name in ("build", "buildx", "release", "update-cli"):
         assert f"  {name} " in out
 
 
-@pytest.mark.parametrize("task", ["build", "buildx", "release"])
+@pytest.mark.parametrize("task", ["build", "buildx", "release", "update-cli"])
 def test_every_flag_is_documented(task: str) -> None:
     out = invoke("--help", task).stdout
     options = [line for line in out.splitlines() if line.strip().startswith("--")]
@@ -54,18 +57,19 @@ def test_build_dry_run_prints_the_command() -> None:
         "--tag",
         "extra",
         "--node-version",
-        "22",
+        LINES.names[1],
     )
     assert result.returncode == 0, result.stderr
     line = result.stdout.strip()
     assert line.startswith("docker buildx build ")
     for expected in (
         "--load",
-        "--tag agentgate/agent:dev",
+        f"--tag agentgate/agent:dev-node{LINES.names[1]} ",
         "--tag agentgate/agent:sha-",
         "--tag agentgate/agent:extra",
-        "BASE_IMAGE=node:22-bookworm-slim",
-        "NODE_VERSION=22",
+        f"BASE_IMAGE=node:{LINES.names[1]}-bookworm-slim",
+        f"NODE_VERSION={LINES.names[1]} ",
+        f"CLAUDE_CODE_VERSION={LINES.pins[LINES.names[1]]} ",
     ):
         assert expected in line
     assert "--secret" not in line
@@ -73,7 +77,7 @@ def test_build_dry_run_prints_the_command() -> None:
 
 def test_env_var_overrides_the_default() -> None:
     result = invoke("build", "--dry-run", "--ca-cert", "none", env={"INVOKE_IMAGE_VARIANT": "slim"})
-    assert "BASE_IMAGE=node:20-bookworm-slim" in result.stdout
+    assert f"BASE_IMAGE=node:{LINES.default}-bookworm-slim" in result.stdout
 
 
 def test_buildx_dry_run_without_registry_writes_oci_archive() -> None:
@@ -131,7 +135,7 @@ def test_bad_input_is_one_line_and_a_distinct_exit(
              "default 'nox -s image'"],
         ),
         ("build", ["No flag is required", "Examples:", "invoke build --variant slim",
-                   "default 2.1.197", "default alpine"]),
+                   f"default {LINES.default}", "default alpine"]),
     ],
 )  # fmt: skip
 def test_help_shows_required_flags_defaults_and_an_example(task: str, shown: list[str]) -> None:
