@@ -36,6 +36,10 @@ def _project_defaults() -> Config:
 
 
 D = _project_defaults()
+BASE_UNRESOLVED = (
+    "dry run: BASE_IMAGE is pinned to the digest its tag resolves to when the build runs "
+    "(the base.digest label records it)"
+)
 BUILD_HELP = {**build_flag_help(D), "dry-run": "print the exact commands, change nothing"}
 
 
@@ -110,8 +114,9 @@ def build(
         )
         if dry_run:
             print(quote(buildx_argv(planned.spec)))
+            print(BASE_UNRESOLVED, file=sys.stderr)
             return
-        checkoutbuild.check_host(planned)
+        planned = checkoutbuild.check_host(planned)
         digest = checkoutbuild.run(planned, ROOT)
         if labels_file:
             given = labels_from_build_args(planned.spec.build_args)
@@ -158,8 +163,9 @@ def buildx(
         )
         if dry_run:
             print(quote(buildx_argv(planned.spec)))
+            print(BASE_UNRESOLVED, file=sys.stderr)
             return
-        checkoutbuild.check_host(planned)
+        planned = checkoutbuild.check_host(planned)
         pushed_to = Registry(HostRunner(echo=False)) if target else None
         if pushed_to is not None:
             repository, probe = planned.sha_ref.rsplit(":", 1)

@@ -36,16 +36,22 @@ class BuildOptions:
     no_cache: bool = False
     dockerfile: str = config.DOCKERFILE
     context: str = config.BUILD_CONTEXT
+    # The digest the base image resolved to (preflight.base_image): FROM is pinned to it and
+    # the base.digest label names it. Empty only where nothing is built (a --dry-run).
+    base_digest: str = ""
 
 
 def build_args(options: BuildOptions, meta: labels.ImageMetadata) -> dict[str, str]:
-    """Every --build-arg: base image, pinned versions, then the label values."""
+    """Every --build-arg: base image (pinned to its digest), pinned versions, then the
+    label values."""
+    base = config.base_image(options.variant, options.node_version)
     args = {
-        "BASE_IMAGE": config.base_image(options.variant, options.node_version),
+        "BASE_IMAGE": f"{base}@{options.base_digest}" if options.base_digest else base,
         "NODE_VERSION": config.check_node_version(options.node_version),
         "CLAUDE_CODE_VERSION": config.check_cli_version(options.claude_code_version),
     }
     args.update(labels.label_build_args(meta))
+    args.update(labels.base_build_args(config.qualified_image(base), options.base_digest))
     return args
 
 
@@ -59,6 +65,8 @@ def make_spec(
     push: bool = False,
     output: str = "",
     metadata_file: Path | None = None,
+    pull: bool = False,
+    provenance: str = "",
 ) -> BuildSpec:
     return BuildSpec(
         tags=tuple(tags),
@@ -75,6 +83,8 @@ def make_spec(
         push=push,
         output=output,
         metadata_file=metadata_file,
+        pull=pull,
+        provenance=provenance,
     )
 
 

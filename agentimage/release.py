@@ -16,19 +16,25 @@ from agentimage.runner import HostRunner, RecordingRunner
 from agentimage.tags import sha_tag
 
 
-def environment(plan: ReleasePlan, settings: ReleaseSettings, guards: Preconditions) -> None:
-    """Host checks, after the plan: test runner, engine and buildx, CLI version, base image."""
+def environment(plan: ReleasePlan, settings: ReleaseSettings, guards: Preconditions) -> ReleasePlan:
+    """Host checks, after the plan: test runner, engine and buildx, CLI version, base image.
+    The plan comes back with the digest the base resolved to: the release builds from it."""
     if plan.local_image:
         guards.check(preflight.docker_engine)
         guards.check(preflight.local_image, plan.local_image, plan.source_sha, plan.git_tag)
-        return
+        return plan
     if plan.pushed_digest:
-        return  # nothing is built or tested
+        return plan  # nothing is built or tested
     guards.check(preflight.test_runner, settings.test_command)
     guards.check(preflight.cli_version, settings.build.claude_code_version)
     info = guards.check(preflight.build_environment, settings.build.builder)
-    if info is not None:
-        guards.check(preflight.base_image, settings.build.variant, settings.build.node_version)
+    if info is None:
+        return plan
+    guards.check(preflight.attestations, settings.build.builder, info)
+    digest = guards.check(
+        preflight.base_image, settings.build.variant, settings.build.node_version, True
+    )
+    return replace(plan, base_digest=digest or "")
 
 
 def prepare(
@@ -40,8 +46,7 @@ def prepare(
     if settings.push:
         guards.check(preflight.buildx)
     reads = registry or Registry(HostRunner(echo=False))
-    plan = plan_release(root, settings, reads, guards)
-    environment(plan, settings, guards)
+    plan = environment(plan_release(root, settings, reads, guards), settings, guards)
     return replace(plan, problems=tuple(guards.failed))
 
 

@@ -73,6 +73,7 @@ class ReleasePlan:
     floating_done: bool = False  # every floating tag to move already names the image
     sign_key: str | None = None  # None: annotated tag; "": signed, default key; else the key
     local_image: str = ""  # --publish-only: the tested image in the local store
+    base_digest: str = ""  # what the base image resolved to: the build is pinned to it
     problems: tuple[AgentImageError, ...] = field(default=())
 
     @property

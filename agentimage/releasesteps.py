@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import git
@@ -67,23 +67,47 @@ def metadata(plan: ReleasePlan, settings: ReleaseSettings) -> ImageMetadata:
     )
 
 
-def push_spec(plan: ReleasePlan, settings: ReleaseSettings) -> BuildSpec:
-    """The multi-platform build that pushes the sha tag as a manifest list."""
-    meta = metadata(plan, settings)
+# Release builds record how they were made: SLSA provenance with the full build definition.
+# mode=max lists build args and secret *ids* (never a secret's source or contents); no build
+# arg carries a secret (tests/release/test_release_supply_chain.py reads the provenance).
+PROVENANCE = "mode=max"
+
+
+def build_options(plan: ReleasePlan, settings: ReleaseSettings) -> imagebuild.BuildOptions:
+    """The build's inputs, with the base pinned to the digest the plan resolved."""
+    return replace(settings.build, base_digest=plan.base_digest)
+
+
+def release_spec(
+    plan: ReleasePlan, settings: ReleaseSettings, *, platforms: tuple[str, ...] = ()
+) -> BuildSpec:
+    """A release build: the base pulled afresh (and pinned), provenance attached. Loaded
+    for the host's platform (tested), or pushed for `platforms`."""
     return imagebuild.make_spec(
-        settings.build, meta, [plan.test_ref], platforms=settings.platforms, push=True
+        build_options(plan, settings),
+        metadata(plan, settings),
+        [plan.test_ref],
+        platforms=platforms,
+        load=not platforms,
+        push=bool(platforms),
+        pull=True,
+        provenance=PROVENANCE,
     )
 
 
+def push_spec(plan: ReleasePlan, settings: ReleaseSettings) -> BuildSpec:
+    """The multi-platform build that pushes the sha tag as a manifest list."""
+    return release_spec(plan, settings, platforms=settings.platforms)
+
+
 def build(ctx: Context) -> None:
-    meta = metadata(ctx.plan, ctx.settings)
-    spec = imagebuild.make_spec(ctx.settings.build, meta, [ctx.plan.test_ref], load=True)
+    spec = release_spec(ctx.plan, ctx.settings)
     ctx.runner.build(spec, ctx.settings.build.variant, ctx.root)
 
 
 def test_environment(plan: ReleasePlan, settings: ReleaseSettings) -> dict[str, str]:
     """What the test command is told: the image, and the labels its build was given."""
-    args = imagebuild.build_args(settings.build, metadata(plan, settings))
+    args = imagebuild.build_args(build_options(plan, settings), metadata(plan, settings))
     return {
         "AGENT_IMAGE": plan.test_ref,
         "AGENT_IMAGE_LABELS": json.dumps(labels_from_build_args(args), sort_keys=True),
