@@ -7,12 +7,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
 
 import git
 
-from agentimage import gitinfo, imagebuild, versioning
+from agentimage import changelog, gitinfo, imagebuild, versioning
 from agentimage.config import image_repository
 from agentimage.errors import AgentImageError, ExitCode
 from agentimage.imagetools import Registry, RemoteImage
@@ -74,6 +75,8 @@ class ReleasePlan:
     sign_key: str | None = None  # None: annotated tag; "": signed, default key; else the key
     local_image: str = ""  # --publish-only: the tested image in the local store
     base_digest: str = ""  # what the base image resolved to: the build is pinned to it
+    notes: tuple[changelog.Entry, ...] = ()  # breaking changes, features, fixes since the last
+    released_on: str = ""  # YYYY-MM-DD (UTC): the CHANGELOG.md section's date
     problems: tuple[AgentImageError, ...] = field(default=())
 
     @property
@@ -90,6 +93,12 @@ class ReleasePlan:
 
     def ref(self, tag: str) -> str:
         return f"{self.repository}:{tag}"
+
+    def changelog_section(self) -> str:
+        return changelog.section(self.git_tag, self.released_on, self.notes)
+
+    def tag_message(self) -> str:
+        return changelog.tag_message(self.git_tag, self.notes)
 
 
 class Preconditions:
@@ -210,9 +219,15 @@ def plan_release(
         return resumed
     bump = resolve_bump(repo, settings.bump)
     version = versioning.next_version(current, bump, settings.pre, settings.default_pre)
-    plan = replace(plan_base(repo, settings, current, version, repo.head.commit), bump=bump)
+    plan = replace(
+        plan_base(repo, settings, current, version, repo.head.commit),
+        bump=bump,
+        notes=changelog.entries(gitinfo.commits_since(repo, gitinfo.last_release(repo))),
+        released_on=datetime.now(UTC).date().isoformat(),
+    )
     if plan.git_tag in repo.tags:
         guards.check(_refuse_local_tag, plan.git_tag)
+    guards.check(check_changelog, root, plan.git_tag)
     if not settings.push:
         return plan
     guards.check(check_remote, root, repo, plan.remote, plan.branch, plan.git_tag, "")
@@ -229,6 +244,25 @@ def with_registry(
     if len(guards.failed) > failed:
         return plan
     return guards.check(registry_state, plan, registry, git_release_tags(repo)) or plan
+
+
+def check_changelog(root: Path, tag: str) -> None:
+    """The release writes its own CHANGELOG.md section; one already there is refused."""
+    path = root / changelog.CHANGELOG_FILE
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return
+    except (OSError, UnicodeDecodeError) as exc:
+        raise AgentImageError(
+            f"{path.name} cannot be read ({exc}); fix the file", ExitCode.GIT_STATE
+        ) from exc
+    if changelog.has_section(text, tag):
+        raise AgentImageError(
+            f"{path.name} already has a section for {tag}; remove it (the release writes it "
+            "from the commits) and commit",
+            ExitCode.GIT_STATE,
+        )
 
 
 def _refuse_local_tag(tag: str) -> None:

@@ -25,8 +25,9 @@ from pathlib import Path
 
 import git
 
-from agentimage import gitinfo, imagebuild, recovery, versioning
+from agentimage import changelog, gitinfo, imagebuild, recovery, versioning
 from agentimage.buildx import BuildSpec
+from agentimage.changelog import CHANGELOG_FILE
 from agentimage.errors import AgentImageError, ExitCode
 from agentimage.imagetools import Registry, RemoteImage, Runner
 from agentimage.labels import ImageMetadata, labels_from_build_args
@@ -205,11 +206,21 @@ def recheck(ctx: Context) -> None:
 
 
 def tag_argv(plan: ReleasePlan) -> list[str]:
-    """Annotated, or signed as tag.gpgSign / user.signingKey ask (the plan shows which)."""
+    """Annotated, or signed as tag.gpgSign / user.signingKey ask (the plan shows which); the
+    message lists the release notes, as CHANGELOG.md does."""
     if plan.sign_key is None:
-        return ["tag", "-a", plan.git_tag, "-m", f"release {plan.git_tag}"]
+        return ["tag", "-a", plan.git_tag, "-m", plan.tag_message()]
     key = ["-u", plan.sign_key] if plan.sign_key else []
-    return ["tag", "-s", *key, plan.git_tag, "-m", f"release {plan.git_tag}"]
+    return ["tag", "-s", *key, plan.git_tag, "-m", plan.tag_message()]
+
+
+def changelog_text(root: Path, plan: ReleasePlan) -> str:
+    """CHANGELOG.md with this release's section on top (what the release commit holds)."""
+    try:
+        existing: str | None = (root / CHANGELOG_FILE).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        existing = None
+    return changelog.updated(existing, plan.changelog_section())
 
 
 def record(ctx: Context) -> None:
@@ -217,11 +228,21 @@ def record(ctx: Context) -> None:
     if plan.mode == "new" and not runner.dry:
         recheck(ctx)
     pushing = False
+    files = (VERSION_FILE, CHANGELOG_FILE)
     try:
         if plan.mode == "new":
             runner.write_version(root / VERSION_FILE, plan.version)
-            runner.git(root, "add", "--", VERSION_FILE)
-            runner.git(root, "commit", "-q", "-m", f"release: {plan.git_tag}", "--", VERSION_FILE)
+            counts = ", ".join(
+                f"{title.lower()} {len([n for n in plan.notes if n.group == group])}"
+                for group, title in changelog.GROUPS
+            )
+            runner.write_text(
+                root / CHANGELOG_FILE,
+                changelog_text(root, plan),
+                f"{plan.git_tag} section on top ({counts})",
+            )
+            runner.git(root, "add", "--", *files)
+            runner.git(root, "commit", "-q", "-m", f"release: {plan.git_tag}", "--", *files)
             runner.git(root, *tag_argv(plan))
         if plan.push and not plan.remote_has_release:
             branch = f"{plan.release_sha}:" if plan.mode == "publish" else ""

@@ -32,6 +32,10 @@ def version_write(path: Path, version: versioning.Version) -> str:
     return f"echo {version} > {path.name}  # temp file + rename"
 
 
+def text_write(path: Path, note: str) -> str:
+    return f"write {path.name}  # {note}; temp file + rename"
+
+
 class HostRunner:
     """Runs everything for real; logs each command as `release: $ ...` (not the plan's reads:
     echo=False), the same lines a dry run prints."""
@@ -71,6 +75,10 @@ class HostRunner:
         say(f"$ {version_write(path, version)}")
         versioning.write_version_file(path, version)
 
+    def write_text(self, path: Path, text: str, note: str) -> None:
+        say(f"$ {text_write(path, note)}")
+        versioning.write_atomically(path, text)
+
     def git(
         self, root: Path, *args: str, timeout: float | None = None, dry_stdout: str = ""
     ) -> str:
@@ -105,6 +113,9 @@ class RecordingRunner:
 
     def write_version(self, path: Path, version: versioning.Version) -> None:
         self.commands.append(version_write(path, version))
+
+    def write_text(self, path: Path, text: str, note: str) -> None:
+        self.commands.append(text_write(path, note))
 
     def git(
         self, root: Path, *args: str, timeout: float | None = None, dry_stdout: str = ""
