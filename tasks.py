@@ -14,9 +14,10 @@ from pathlib import Path
 
 from invoke import Config, Context, Exit, task
 
-from agentimage import checkoutbuild, config, gitinfo, versioning
+from agentimage import checkoutbuild, config, gitinfo, preflight, supplychain, versioning
 from agentimage import release as releasing
 from agentimage.buildx import buildx_argv
+from agentimage.cosign import check_public_key
 from agentimage.errors import AgentImageError, ExitCode
 from agentimage.imagetools import Registry
 from agentimage.labels import Identity, labels_from_build_args, oci_labels
@@ -204,6 +205,9 @@ def buildx(
         "store): push the image and git, then tag the registry",
         "platform": "comma-separated platforms to publish as one manifest list; default "
         f"{D.release.platforms or '(the tested host-platform image only)'}",
+        "signing-key": "cosign key signing each pushed image and its SBOM attestation (a "
+        "cosign.key path, env://VAR or a KMS URI; password from COSIGN_PASSWORD); default "
+        f"{D.release.signing_key or '(none: the SBOM is attached unsigned)'}",
         "dry-run": "print the whole plan (the commands each step would run), then every failed "
         "precondition with its fix; exit non-zero if any failed",
     },
@@ -224,13 +228,16 @@ def release(
     push_timeout: str | None = None,
     publish_only: str | None = None,
     platform: str | None = None,
+    signing_key: str | None = None,
 ) -> None:
     """Release the next version: build, test, push the image, record it in git, tag it.
 
     Required: --bump, or --publish-only vX.Y.Z. The registry comes from --registry or
     image.registry in invoke.yaml (or pass --no-push).
 
-    Order: build, test, push sha-<7>, then git (VERSION, commit, tag, one atomic push), then
+    Order: build, test, push sha-<7>, its SBOM per platform (vulnerability scan where a
+    database exists), sign and attest it with the cosign key (or attach the SBOM unsigned),
+    verify all that, then git (VERSION, CHANGELOG.md, commit, tag, one atomic push), then
     vX.Y.Z and the floating tags in the registry. Before the git push lands nothing is
     released anywhere; after it, re-running the same command finishes the same version.
 
@@ -272,6 +279,10 @@ def release(
                 pick(push_timeout, c.config.release.push_timeout), "--push-timeout"
             ),
             publish_only=publish_only or "",
+            signing_key=pick(signing_key, c.config.release.signing_key),
+            public_key=str(c.config.release.public_key),
+            vulnerability_scan=str(c.config.release.vulnerability_scan),
+            vulnerability_fail_on=str(c.config.release.vulnerability_fail_on),
         )
         plan = releasing.prepare(ROOT, settings, dry_run=dry_run)
         print("\n".join(releasing.describe(plan, settings, ROOT)), flush=True)
@@ -284,6 +295,55 @@ def release(
             return
         done = releasing.execute(plan, settings, ROOT)
         print("\n".join(releasing.summary(plan, done)), flush=True)
+
+
+@task(
+    name="verify-release",
+    auto_shortflags=False,
+    help={
+        "tag": "the release to verify, vX.Y.Z (its git tag must be here: git fetch --tags)",
+        "registry": "registry HOST[:PORT][/PATH] it was published to; default "
+        f"{D.image.registry or '(none: pass one)'}",
+        "key": "cosign.pub of the release signing key; default "
+        f"{D.release.public_key or '(none: pass one)'}",
+    },
+)
+def verify_release(
+    c: Context, tag: str, registry: str | None = None, key: str | None = None
+) -> None:
+    """Verify a published release: signatures, SBOM and provenance, labels against git.
+
+    Checks, for vX.Y.Z in the registry and each platform image in it: the version and
+    revision labels name the tag's release and source commit; BuildKit's SLSA provenance is
+    there and names the base image the base.digest label names; cosign verifies a signature
+    carrying that version and commit, and a signed CycloneDX SBOM that names the image's
+    Claude Code and Node.js versions. Exits 10 at the first thing missing or wrong.
+
+    Examples:
+      invoke verify-release v0.2.0 --registry ghcr.io/agentgate --key cosign.pub
+    """
+    with _errors():
+        target = pick(registry, c.config.image.registry)
+        if not target:
+            raise AgentImageError("no registry given; pass --registry HOST[:PORT][/PATH]")
+        public = pick(key, c.config.release.public_key)
+        if not public:
+            raise AgentImageError(
+                "no public key given; pass --key cosign.pub (the release key's public half) "
+                "or set release.public_key"
+            )
+        preflight.cosign()
+        repository = config.image_repository(
+            str(c.config.image.name), config.check_registry(target)
+        )
+        lines = supplychain.verify_release(
+            ROOT,
+            tag,
+            repository,
+            check_public_key(public),
+            Registry(HostRunner(echo=False)),
+        )
+        print("\n".join(lines))
 
 
 @task(auto_shortflags=False, help={"json": "print the labels as JSON"})

@@ -16,6 +16,8 @@ class ExitCode(IntEnum):
     BUILD_FAILED = 7
     TEST_FAILED = 8
     PUBLISH_FAILED = 9  # pushing an image or the git release failed
+    SUPPLY_CHAIN = 10  # SBOM, signature, attestation or provenance missing or not verified
+    VULNERABLE = 11  # the vulnerability scan found what the release may not ship
     INTERRUPTED = 130  # SIGINT (Ctrl-C): the message says what state was left, as shells do
 
 

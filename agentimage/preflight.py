@@ -15,6 +15,7 @@ import docker.errors
 
 import docker
 from agentimage import config, proc
+from agentimage.cosign import tool_missing
 from agentimage.errors import AgentImageError, ExitCode
 from agentimage.labels import REVISION_LABEL
 
@@ -96,6 +97,12 @@ def attestations(builder: str, info: dict[str, object]) -> None:
             "/etc/docker/daemon.json or pass --builder with a docker-container builder",
             ExitCode.ENVIRONMENT,
         )
+
+
+def cosign() -> None:
+    """A pushed release attaches its SBOM (and signs) with cosign."""
+    if not shutil.which("cosign"):
+        raise tool_missing()
 
 
 def multi_platform_load(platforms: tuple[str, ...], info: dict[str, object]) -> None:
@@ -185,7 +192,7 @@ def cli_version(version: str) -> None:
         )
 
 
-def base_image(variant: str, node_version: str, *, pull: bool = False) -> str:
+def base_image(variant: str, node_version: str, pull: bool = False) -> str:
     """The digest the variant's base image resolves to, as the build will see it: a wrong
     --node-version fails here, not in a build.
 

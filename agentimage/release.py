@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from agentimage import preflight
+from agentimage import preflight, supplychain, vulnscan
 from agentimage.errors import AgentImageError, ExitCode
 from agentimage.imagetools import Registry
 from agentimage.releaseplan import Preconditions, ReleasePlan, ReleaseSettings, plan_release
@@ -45,8 +45,14 @@ def prepare(
     guards = Preconditions(collect=dry_run)
     if settings.push:
         guards.check(preflight.buildx)
+        guards.check(preflight.cosign)
     reads = registry or Registry(HostRunner(echo=False))
     plan = environment(plan_release(root, settings, reads, guards), settings, guards)
+    if settings.push:
+        gate = guards.check(
+            vulnscan.gate, settings.vulnerability_scan, settings.vulnerability_fail_on
+        )
+        plan = replace(plan, scan=gate or plan.scan)
     return replace(plan, problems=tuple(guards.failed))
 
 
@@ -66,7 +72,23 @@ def header(plan: ReleasePlan) -> list[str]:
         f"floating: {' '.join(plan.tags.floating) or '(none)'}"
         + (held if plan.tags.held_back else ""),
         f"  push   {'yes' if plan.push else 'no (--no-push: local only)'}",
+        *(supply_lines(plan) if plan.push else []),
     ]
+
+
+def supply_lines(plan: ReleasePlan) -> list[str]:
+    sign = (
+        f"yes, with {plan.signing_key}: signatures and SBOM attestations verified before git "
+        "and any tag"
+        if plan.signing_key
+        else f"no: {supplychain.NOT_SIGNING.removeprefix('not signing: ')}"
+    )
+    scan = (
+        f"grype, fails on {plan.scan.fail_on} or worse"
+        if plan.scan.scanner
+        else f"no: {plan.scan.reason}"
+    )
+    return [f"  sign   {sign}", f"  scan   {scan}"]
 
 
 def describe(plan: ReleasePlan, settings: ReleaseSettings, root: Path) -> list[str]:
@@ -133,6 +155,10 @@ def summary(plan: ReleasePlan, ctx: Context) -> list[str]:
     lines.append(f"  digest    {ctx.digest or 'local only (--no-push)'}")
     tags = (plan.version_tag, sha_tag(plan.source_sha), *ctx.moved)
     lines.append(f"  tags      {' '.join(tags)}")
+    if plan.push:
+        lines.append(f"  signed    {'yes, ' + plan.signing_key if plan.signing_key else 'no'}")
+        sboms = sorted(supplychain.release_dir(ctx).glob("sbom-*.cdx.json"))
+        lines.append(f"  sbom      {' '.join(str(p) for p in sboms) or 'attached earlier'}")
     if ctx.held or plan.tags.held_back:
         lines.append(f"  held back {' '.join((*plan.tags.held_back, *ctx.held))} (newer releases)")
     return lines

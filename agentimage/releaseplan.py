@@ -5,6 +5,7 @@ or is collected (a dry run shows them all after the plan).
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -13,7 +14,16 @@ from typing import TypeVar
 
 import git
 
-from agentimage import changelog, gitinfo, imagebuild, versioning
+from agentimage import (
+    changelog,
+    cosign,
+    gitinfo,
+    imagebuild,
+    proc,
+    supplychain,
+    versioning,
+    vulnscan,
+)
 from agentimage.config import image_repository
 from agentimage.errors import AgentImageError, ExitCode
 from agentimage.imagetools import Registry, RemoteImage
@@ -51,6 +61,10 @@ class ReleaseSettings:
     test_timeout: float = 1800.0
     push_timeout: float = 600.0
     publish_only: str = ""  # vX.Y.Z: publish this --no-push release instead of making one
+    signing_key: str = ""  # cosign key reference; "": the SBOM is attached unsigned
+    public_key: str = ""  # cosign.pub that must be the signing key's public half ("": any)
+    vulnerability_scan: str = "auto"  # auto | required | off (vulnscan)
+    vulnerability_fail_on: str = "high"
 
 
 @dataclass(frozen=True)
@@ -77,6 +91,10 @@ class ReleasePlan:
     base_digest: str = ""  # what the base image resolved to: the build is pinned to it
     notes: tuple[changelog.Entry, ...] = ()  # breaking changes, features, fixes since the last
     released_on: str = ""  # YYYY-MM-DD (UTC): the CHANGELOG.md section's date
+    signing_key: str = ""  # the checked cosign key reference ("": no signing)
+    public_key: str = ""  # its public half (PEM), what verification uses
+    scan: vulnscan.Gate = field(default_factory=lambda: vulnscan.Gate("", "not planned"))
+    supply_done: bool = False  # the pushed image already carries its verified SBOM/signatures
     problems: tuple[AgentImageError, ...] = field(default=())
 
     @property
@@ -180,6 +198,7 @@ def plan_base(
     source: git.Commit,
 ) -> ReleasePlan:
     repository = image_repository(settings.image_name, settings.registry if settings.push else "")
+    key, public_key = signing(settings)
     return ReleasePlan(
         current=current,
         version=version,
@@ -193,7 +212,57 @@ def plan_base(
         tags=release_tags(version, source.hexsha, git_release_tags(repo)),
         push=settings.push,
         sign_key=tag_signing(repo),
+        signing_key=key,
+        public_key=public_key,
     )
+
+
+def supply_state(plan: ReleasePlan, registry: Registry) -> ReleasePlan:
+    """Whether the already pushed image carries its SBOM (signed, with a key) and verifies:
+    then a re-run does not sign or attest again."""
+    if not plan.pushed_digest:
+        return plan
+    expected = supplychain.Expected(str(plan.version), plan.source_sha)
+    with tempfile.TemporaryDirectory(prefix="agentimage-") as tmp:
+        public_key = None
+        if plan.signing_key:
+            public_key = Path(tmp) / "cosign.pub"
+            public_key.write_text(plan.public_key)
+        try:
+            registry.verify(plan.repository, plan.pushed_digest, public_key, expected)
+        except AgentImageError as exc:
+            if exc.code != ExitCode.SUPPLY_CHAIN:
+                raise
+            return plan
+    return replace(plan, supply_done=True)
+
+
+def signing(settings: ReleaseSettings) -> tuple[str, str]:
+    """(key reference, its public key PEM), or ("", "") without a key. cosign opens the key
+    here (its password from COSIGN_PASSWORD), so a wrong key or password stops the release
+    before anything is built."""
+    if not settings.signing_key or not settings.push:
+        return "", ""
+    key = cosign.check_key(settings.signing_key)
+    try:
+        opened = proc.run(cosign.public_key_argv(key), timeout=60)
+    except proc.CommandNotFound:
+        raise cosign.tool_missing() from None
+    if not opened.ok:
+        raise AgentImageError(
+            f"cosign cannot open the signing key {settings.signing_key} ({opened.detail}); "
+            "set COSIGN_PASSWORD to its password, or pass the right key",
+        )
+    pem = opened.stdout
+    if settings.public_key:
+        expected = cosign.check_public_key(settings.public_key).read_text(encoding="utf-8")
+        if not cosign.same_key(pem, expected):
+            raise AgentImageError(
+                f"the signing key {settings.signing_key} is not the one whose public half is "
+                f"{settings.public_key} (release.public_key); sign with the release key or "
+                "publish its cosign.pub",
+            )
+    return key, pem
 
 
 def plan_release(
@@ -243,7 +312,8 @@ def with_registry(
     guards.check(registry.check_access, plan.repository, plan.version_tag)
     if len(guards.failed) > failed:
         return plan
-    return guards.check(registry_state, plan, registry, git_release_tags(repo)) or plan
+    found = guards.check(registry_state, plan, registry, git_release_tags(repo)) or plan
+    return supply_state(found, registry)
 
 
 def check_changelog(root: Path, tag: str) -> None:
@@ -306,6 +376,7 @@ def plan_resume(
     plan = replace(
         registry_state(plan, registry, git_release_tags(repo)), remote_has_release=remote_has
     )
+    plan = supply_state(plan, registry)
     if not plan.pushed_digest:
         if remote_has:
             raise AgentImageError(

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import git
 
-from agentimage import changelog, gitinfo, imagebuild, recovery, versioning
+from agentimage import changelog, gitinfo, imagebuild, recovery, supplychain, versioning
 from agentimage.buildx import BuildSpec
 from agentimage.changelog import CHANGELOG_FILE
 from agentimage.errors import AgentImageError, ExitCode
@@ -50,6 +50,7 @@ class Context:
     recorded: bool = False  # the release is in git (and on the remote when pushing)
     moved: list[str] = field(default_factory=list)
     held: list[str] = field(default_factory=list)
+    images: list[tuple[str, str]] = field(default_factory=list)  # (platform, digest) pushed
 
 
 @dataclass(frozen=True)
@@ -330,7 +331,28 @@ def steps_for(plan: ReleasePlan) -> tuple[Step, ...]:
         Step("build", build, _image_ready),
         Step("test", test, _image_ready),
         Step("push image", push, lambda p: "already in the registry" if p.pushed_digest else ""),
+        Step("SBOM per platform", supplychain.make_sboms, _attached),
+        Step("vulnerability scan", supplychain.scan, _no_scan),
+        *(
+            (Step("sign and attest the SBOM", supplychain.sign, _attached),)
+            if plan.signing_key
+            else (Step("attach the SBOM (unsigned)", supplychain.attach, _attached),)
+        ),
+        Step("verify signature, SBOM, provenance", supplychain.verify, lambda p: ""),
         Step("record in git", record, lambda p: git_skip),
         Step("tag version", tag_version, lambda p: "done" if p.version_published else ""),
         Step("move floating tags", move_floating, _no_floating),
     )
+
+
+def _attached(plan: ReleasePlan) -> str:
+    if not plan.supply_done:
+        return ""
+    what = "signed, SBOM attested" if plan.signing_key else "SBOM attached"
+    return f"already {what} and verified by an earlier run"
+
+
+def _no_scan(plan: ReleasePlan) -> str:
+    if plan.supply_done:
+        return _attached(plan)
+    return "" if plan.scan.scanner else f"not scanned: {plan.scan.reason}"

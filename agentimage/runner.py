@@ -8,7 +8,7 @@ call names what the dry run should assume it returned (`dry_stdout`).
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -75,9 +75,11 @@ class HostRunner:
         say(f"$ {version_write(path, version)}")
         versioning.write_version_file(path, version)
 
-    def write_text(self, path: Path, text: str, note: str) -> None:
+    def write_text(self, path: Path, text: str | Callable[[], str], note: str) -> None:
+        """Write text (or what the callable makes: it reads what earlier commands produced,
+        so a dry run never calls it)."""
         say(f"$ {text_write(path, note)}")
-        versioning.write_atomically(path, text)
+        versioning.write_atomically(path, text if isinstance(text, str) else text())
 
     def git(
         self, root: Path, *args: str, timeout: float | None = None, dry_stdout: str = ""
@@ -114,7 +116,7 @@ class RecordingRunner:
     def write_version(self, path: Path, version: versioning.Version) -> None:
         self.commands.append(version_write(path, version))
 
-    def write_text(self, path: Path, text: str, note: str) -> None:
+    def write_text(self, path: Path, text: str | Callable[[], str], note: str) -> None:
         self.commands.append(text_write(path, note))
 
     def git(
