@@ -34,6 +34,7 @@ from agentimage.releaseguards import (
     check_remote,
     check_tag_agrees,
     release_commit,
+    release_of_tag,
     resolve_bump,
     tag_signing,
 )
@@ -154,11 +155,12 @@ def published_image(
     """(digest to release, whether vX.Y.Z already names it). A vX.Y.Z naming another
     image than this commit's sha-<7> is refused: released tags are immutable.
 
-    sha-<7> counts only when it names an image built from the source commit: docker pushes
-    an index's children to the tag too, so an interrupted push can leave it naming an
-    attestation manifest; the release then pushes the image again."""
+    sha-<7> counts only when it names an index (the image with its provenance) built from
+    the source commit: docker pushes an index's children to the tag too, so an interrupted
+    push can leave it naming an attestation manifest or a bare platform image; the release
+    then pushes the image again."""
     pushed = registry.inspect(f"{repository}:{sha_tag(source_sha)}")
-    if pushed is not None and pushed.revision != source_sha:
+    if pushed is not None and (pushed.revision != source_sha or not pushed.platforms):
         pushed = None
     released = registry.inspect(f"{repository}:{version_tag(version)}")
     if released is None:
@@ -399,25 +401,7 @@ def plan_publish(
     guards: Preconditions,
 ) -> ReleasePlan:
     """Publish a release made with --no-push: its tested image from the local store."""
-    tag = settings.publish_only
-    if versioning.version_from_tag(tag) is None:
-        raise AgentImageError(
-            f"--publish-only takes a release tag like v0.1.1, not {tag!r}; list them with "
-            "git tag --list 'v*'"
-        )
-    if tag not in repo.tags:
-        raise AgentImageError(
-            f"git tag {tag} does not exist here; pass the tag of a release made with "
-            "--no-push (git tag --list 'v*')",
-            ExitCode.GIT_STATE,
-        )
-    found = release_commit(repo, tag)
-    if found is None:
-        raise AgentImageError(
-            f"{tag} does not tag a release commit ('release: {tag}'); pass a tag made by "
-            "invoke release --no-push",
-            ExitCode.GIT_STATE,
-        )
+    found = release_of_tag(repo, settings.publish_only, "invoke release --no-push")
     plan = of_release_commit(repo, settings, *found, mode="publish")
     plan = replace(
         plan, local_image=f"{image_repository(settings.image_name)}:{sha_tag(plan.source_sha)}"

@@ -18,6 +18,7 @@ For every pushed digest (an index, and each platform image in it):
 from __future__ import annotations
 
 import json
+import os
 import platform as host
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,10 +26,10 @@ from importlib import metadata as package_metadata
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from agentimage import cosign, gitinfo, sbom, versioning, vulnscan
+from agentimage import cosign, gitinfo, sbom, vulnscan
 from agentimage.errors import AgentImageError, ExitCode
 from agentimage.imagetools import Registry, RemoteImage
-from agentimage.releaseguards import release_commit
+from agentimage.releaseguards import release_of_tag
 from agentimage.tags import sha_tag
 
 if TYPE_CHECKING:
@@ -71,10 +72,11 @@ def images(ctx: Context) -> list[tuple[str, str]]:
     if not ctx.images:
         planned = ctx.settings.platforms or (host_platform(),)
         ctx.images = ctx.registry.platform_images(index_ref(ctx), planned)
-        if not ctx.images and not ctx.runner.dry:
+        if not ctx.runner.dry and (not ctx.images or not all(p for p, _ in ctx.images)):
             raise AgentImageError(
-                f"{index_ref(ctx)} holds no platform image; push the image again "
-                f"(invoke release re-pushes {sha_tag(ctx.plan.source_sha)} once it is deleted)",
+                f"{index_ref(ctx)} is not an index of platform images with their provenance; "
+                f"delete {sha_tag(ctx.plan.source_sha)} from the registry and re-run invoke "
+                "release, which pushes it again",
                 ExitCode.SUPPLY_CHAIN,
             )
     return ctx.images
@@ -112,7 +114,8 @@ def make_sboms(ctx: Context) -> None:
     for platform, digest in images(ctx):
         ref = f"{plan.repository}@{digest}"
         directory = release_dir(ctx) / slug(platform)
-        name = f"agentimage-sbom-{plan.source_sha[:7]}-{slug(platform)}"
+        # one container per run: two releases of one commit may run at once
+        name = f"agentimage-sbom-{plan.source_sha[:7]}-{slug(platform)}-{os.getpid()}"
         failure = f"reading the package databases of {ref} failed"
 
         def docker(*args: str, dry_stdout: str = "", failure: str = failure) -> str:
@@ -126,7 +129,6 @@ def make_sboms(ctx: Context) -> None:
 
         run.run(["rm", "-rf", str(directory)], failure=failure, code=ExitCode.SUPPLY_CHAIN)
         run.run(["mkdir", "-p", str(directory)], failure=failure, code=ExitCode.SUPPLY_CHAIN)
-        docker("rm", "-f", name)  # left by an interrupted run
         docker("create", "--name", name, *(["--platform", platform] if platform else []), ref)
         try:
             env = _env(
@@ -141,7 +143,10 @@ def make_sboms(ctx: Context) -> None:
                 )
         finally:
             docker("rm", name)
-            docker("image", "rm", ref)  # the pulled image record; shared layers stay
+            try:  # the image record docker create pulled; its layers are the tested image's
+                docker("image", "rm", ref)
+            except AgentImageError as exc:  # a concurrent release's container still uses it
+                run.say(f"left {ref} in the local image store ({exc.message})")
         subject = sbom.Subject(plan.repository, digest, platform, str(plan.version), plan.created)
         run.write_text(
             sbom_path(ctx, platform),
@@ -408,21 +413,7 @@ def verify_release(
 ) -> list[str]:
     """`invoke verify-release vX.Y.Z`: the published release's labels agree with its git tag
     (version, source commit), and its signatures, SBOMs and provenance verify."""
-    if versioning.version_from_tag(tag) is None:
-        raise AgentImageError(f"{tag!r} is not a release tag; pass one like v0.1.1")
-    repo = gitinfo.open_repo(root)
-    if tag not in repo.tags:
-        raise AgentImageError(
-            f"git tag {tag} is not here; fetch it (git fetch --tags) and re-run",
-            ExitCode.GIT_STATE,
-        )
-    found = release_commit(repo, tag)
-    if found is None:
-        raise AgentImageError(
-            f"{tag} does not tag a release commit ('release: {tag}'); it was not made by "
-            "invoke release",
-            ExitCode.GIT_STATE,
-        )
+    found = release_of_tag(gitinfo.open_repo(root), tag, "invoke release")
     commit, version = found
     ref = f"{repository}:{tag}"
     image = registry.inspect(ref)

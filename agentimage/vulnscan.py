@@ -31,21 +31,19 @@ class Gate:
 
 
 def check_mode(mode: str) -> str:
-    if mode not in MODES:
-        raise AgentImageError(
-            f"vulnerability scan mode {mode!r} is unknown; use {', '.join(MODES)} "
-            "(release.vulnerability_scan)"
-        )
-    return mode
+    return _one_of(mode, MODES, "vulnerability scan mode", "release.vulnerability_scan")
 
 
 def check_severity(severity: str) -> str:
-    if severity not in SEVERITIES:
+    return _one_of(severity, SEVERITIES, "severity", "release.vulnerability_fail_on")
+
+
+def _one_of(value: str, allowed: tuple[str, ...], what: str, setting: str) -> str:
+    if value not in allowed:
         raise AgentImageError(
-            f"severity {severity!r} is unknown; use one of {', '.join(SEVERITIES)} "
-            "(release.vulnerability_fail_on)"
+            f"{what} {value!r} is unknown; use one of {', '.join(allowed)} ({setting})"
         )
-    return severity
+    return value
 
 
 def gate(mode: str, fail_on: str) -> Gate:

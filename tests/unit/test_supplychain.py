@@ -468,3 +468,15 @@ def test_a_failed_verification_records_nothing_and_tags_nothing(tmp_path: Path) 
     assert git("rev-parse", "HEAD") == head
     assert git("tag", "--list") == ""
     assert fake.copied == []
+
+
+def test_a_release_without_cosign_is_refused_naming_the_install(
+    tmp_path: Path, monkeypatch
+) -> None:
+    from agentimage import preflight
+
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(AgentImageError, match="cosign is not installed") as err:
+        preflight.cosign()
+    assert err.value.code == ExitCode.ENVIRONMENT
+    assert "provision-release-tools.sh" in err.value.message
