@@ -28,6 +28,7 @@ SHELL_FILES = sorted(
     for path in [*ROOT.glob("docker/**/*.sh"), *ROOT.glob("scripts/*.sh"), ROOT / ".ci/run"]
 )
 DOCKERFILES = ["docker/Dockerfile.agent", "docker/Dockerfile.gateway"]
+WORKFLOWS = sorted(str(path.relative_to(ROOT)) for path in ROOT.glob(".github/workflows/*.yml"))
 # The image the image session builds and tests, per line (invoke build's dev tags); set
 # AGENT_IMAGE (and AGENT_NODE_LINE, when not the default line) to test another one.
 DEV_IMAGE = "agentgate/agent:dev"
@@ -46,11 +47,12 @@ def _install_test(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """Ruff (lint and format) on the Python code, hadolint on the Dockerfiles."""
+    """Ruff (lint and format), hadolint on the Dockerfiles, actionlint on the workflows."""
     session.install("-e", ".[lint]")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
     session.run("hadolint", *DOCKERFILES)
+    session.run("actionlint", *WORKFLOWS)  # shellcheck (lint extra) checks their run: steps
 
 
 @nox.session

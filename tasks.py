@@ -14,9 +14,19 @@ from pathlib import Path
 
 from invoke import Config, Context, Exit, task
 
-from agentimage import checkoutbuild, cliupdate, config, gitinfo, lines, versioning
+from agentimage import (
+    checkoutbuild,
+    cliupdate,
+    config,
+    gitinfo,
+    lines,
+    preflight,
+    supplychain,
+    versioning,
+)
 from agentimage import release as releasing
 from agentimage.buildx import buildx_argv
+from agentimage.cosign import check_public_key
 from agentimage.errors import AgentImageError, ExitCode
 from agentimage.imagetools import Registry
 from agentimage.labels import Identity, labels_from_build_args, oci_labels
@@ -44,6 +54,10 @@ def _lines() -> lines.Lines | None:
 
 
 D = _project_defaults()
+BASE_UNRESOLVED = (
+    "dry run: BASE_IMAGE is pinned to the digest its tag resolves to when the build runs "
+    "(the base.digest label records it)"
+)
 BUILD_HELP = {**build_flag_help(D, _lines()), "dry-run": "print the exact commands, change nothing"}
 
 
@@ -121,8 +135,9 @@ def build(
         )
         if dry_run:
             print(quote(buildx_argv(planned.spec)))
+            print(BASE_UNRESOLVED, file=sys.stderr)
             return
-        checkoutbuild.check_host(planned)
+        planned = checkoutbuild.check_host(planned)
         digest = checkoutbuild.run(planned, ROOT)
         if labels_file:
             given = labels_from_build_args(planned.spec.build_args)
@@ -169,8 +184,9 @@ def buildx(
         )
         if dry_run:
             print(quote(buildx_argv(planned.spec)))
+            print(BASE_UNRESOLVED, file=sys.stderr)
             return
-        checkoutbuild.check_host(planned)
+        planned = checkoutbuild.check_host(planned)
         pushed_to = Registry(HostRunner(echo=False)) if target else None
         if pushed_to is not None:
             repository, probe = planned.sha_ref.rsplit(":", 1)
@@ -211,6 +227,9 @@ def buildx(
         f"{D.release.platforms or '(the tested host-platform image only)'}",
         "lines": "comma-separated Node lines to publish, the default line included; default "
         f"{D.release.lines or 'every line of the Dockerfile'}",
+        "signing-key": "cosign key signing each pushed image and its SBOM attestation (a "
+        "cosign.key path, env://VAR or a KMS URI; password from COSIGN_PASSWORD); default "
+        f"{D.release.signing_key or '(none: the SBOM is attached unsigned)'}",
         "dry-run": "print the whole plan (the commands each step would run), then every failed "
         "precondition with its fix; exit non-zero if any failed",
     },
@@ -232,6 +251,7 @@ def release(
     publish_only: str | None = None,
     platform: str | None = None,
     lines: str | None = None,
+    signing_key: str | None = None,
 ) -> None:
     """Release the next version: build, test, push the image, record it in git, tag it.
 
@@ -242,10 +262,12 @@ def release(
     default line as vX.Y.Z, X.Y, X, latest and as vX.Y.Z-node<line>, X.Y-node<line>,
     X-node<line>, node<line>; every other line under its suffixed names only.
 
-    Order: build and test each line, push each sha-<7>[-node<line>], then git (VERSION,
-    commit, tag, one atomic push), then the version and floating tags in the registry. Before
-    the git push lands nothing is released anywhere; after it, re-running the same command
-    finishes the same version.
+    Order: build and test each line, push each sha-<7>[-node<line>], its SBOM per platform
+    (vulnerability scan where a database exists), sign and attest it with the cosign key (or
+    attach the SBOM unsigned), verify all that, then git (VERSION, CHANGELOG.md, commit, tag,
+    one atomic push), then the version and floating tags in the registry. Before the git push
+    lands nothing is released anywhere; after it, re-running the same command finishes the
+    same version.
 
     Examples:
       invoke release --bump patch --registry ghcr.io --dry-run
@@ -286,6 +308,10 @@ def release(
                 pick(push_timeout, c.config.release.push_timeout), "--push-timeout"
             ),
             publish_only=publish_only or "",
+            signing_key=pick(signing_key, c.config.release.signing_key),
+            public_key=str(c.config.release.public_key),
+            vulnerability_scan=str(c.config.release.vulnerability_scan),
+            vulnerability_fail_on=str(c.config.release.vulnerability_fail_on),
         )
         plan = releasing.prepare(ROOT, settings, dry_run=dry_run)
         print("\n".join(releasing.describe(plan, settings, ROOT)), flush=True)
@@ -311,14 +337,63 @@ def update_cli(c: Context, dry_run: bool = False) -> None:
     Asks the npm registry (npm's own configuration applies) for the newest stable release
     whose engines admit the line and whose linux x64/arm64, glibc/musl packages exist.
 
-    Exit status: 0 every pin is current; 10 a pin changed (with --dry-run: would change), so
-    a scheduled job can open a pull request; 11 the npm registry could not be asked.
+    Exit status: 0 every pin is current; 12 a pin changed (with --dry-run: would change), so
+    a scheduled job can open a pull request; 13 the npm registry could not be asked.
     """
     with _errors():
         report, changed = cliupdate.run(ROOT, str(c.config.build.dockerfile), dry_run=dry_run)
         print("\n".join(report), flush=True)
         if changed:
             raise Exit(code=int(ExitCode.CHANGED))
+
+
+@task(
+    name="verify-release",
+    auto_shortflags=False,
+    help={
+        "tag": "the release to verify, vX.Y.Z (its git tag must be here: git fetch --tags)",
+        "registry": "registry HOST[:PORT][/PATH] it was published to; default "
+        f"{D.image.registry or '(none: pass one)'}",
+        "key": "cosign.pub of the release signing key; default "
+        f"{D.release.public_key or '(none: pass one)'}",
+    },
+)
+def verify_release(
+    c: Context, tag: str, registry: str | None = None, key: str | None = None
+) -> None:
+    """Verify a published release: signatures, SBOM and provenance, labels against git.
+
+    Checks, for vX.Y.Z in the registry and each platform image in it: the version and
+    revision labels name the tag's release and source commit; BuildKit's SLSA provenance is
+    there and names the base image the base.digest label names; cosign verifies a signature
+    carrying that version and commit, and a signed CycloneDX SBOM that names the image's
+    Claude Code and Node.js versions. Exits 10 at the first thing missing or wrong.
+
+    Examples:
+      invoke verify-release v0.2.0 --registry ghcr.io/agentgate --key cosign.pub
+    """
+    with _errors():
+        target = pick(registry, c.config.image.registry)
+        if not target:
+            raise AgentImageError("no registry given; pass --registry HOST[:PORT][/PATH]")
+        public = pick(key, c.config.release.public_key)
+        if not public:
+            raise AgentImageError(
+                "no public key given; pass --key cosign.pub (the release key's public half) "
+                "or set release.public_key"
+            )
+        preflight.cosign()
+        repository = config.image_repository(
+            str(c.config.image.name), config.check_registry(target)
+        )
+        report = supplychain.verify_release(
+            ROOT,
+            tag,
+            repository,
+            check_public_key(public),
+            Registry(HostRunner(echo=False)),
+        )
+        print("\n".join(report))
 
 
 @task(auto_shortflags=False, help={"json": "print the labels as JSON"})

@@ -27,6 +27,8 @@ class BuildSpec:
     push: bool = False
     output: str = ""  # e.g. type=oci,dest=dist/agent.oci.tar
     metadata_file: Path | None = None
+    pull: bool = False  # ask the registry for the base image even when it is cached
+    provenance: str = ""  # --provenance value (e.g. mode=max); empty: buildx's default
 
 
 def buildx_argv(spec: BuildSpec) -> list[str]:
@@ -54,6 +56,10 @@ def buildx_argv(spec: BuildSpec) -> list[str]:
         argv += ["--cache-to", dest]
     if spec.no_cache:
         argv.append("--no-cache")
+    if spec.pull:
+        argv.append("--pull")
+    if spec.provenance:
+        argv += ["--provenance", spec.provenance]
     if spec.metadata_file is not None:
         argv += ["--metadata-file", str(spec.metadata_file)]
     if spec.load:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Unpack
 
@@ -76,11 +76,16 @@ def plan(
     return CheckoutBuild(options, meta, tuple(refs), spec)
 
 
-def check_host(build: CheckoutBuild) -> None:
+def check_host(build: CheckoutBuild) -> CheckoutBuild:
     """Refuse before building: an unpublished CLI version, no engine or buildx, a store
-    that cannot load several platforms."""
+    that cannot load several platforms, a base image that cannot be resolved. Returns the
+    build pinned to the digest its base resolved to (what the base.* labels record)."""
     preflight.cli_version(build.options.claude_code_version)
     preflight.build_environment(build.options.builder, build.spec.platforms, load=build.spec.load)
+    digest = preflight.base_image(build.options.variant, build.options.node_version)
+    options = replace(build.options, base_digest=digest)
+    spec = replace(build.spec, build_args=imagebuild.build_args(options, build.metadata))
+    return replace(build, options=options, spec=spec)
 
 
 def run(build: CheckoutBuild, root: Path) -> str:
@@ -142,12 +147,13 @@ def summary(build: CheckoutBuild, digest: str) -> list[str]:
     facts = image_facts(build.refs[0])
     meta, options = build.metadata, build.options
     base = config.base_image(options.variant, options.node_version)
+    pinned = f"{base}@{options.base_digest}" if options.base_digest else base
     return [
         "built " + build.refs[0].rsplit(":", 1)[0],
         f"  tags      {' '.join(ref.rsplit(':', 1)[1] for ref in build.refs)}",
         f"  digest    {digest or 'unknown'}",
         f"  size      {human_size(facts.size)} compressed (what a pull transfers)",
-        f"  variant   {options.variant} ({base})",
+        f"  variant   {options.variant} ({pinned})",
         f"  node      {facts.node_version}",
         f"  claude    {facts.claude_code_version}",
         f"  version   {meta.version}  revision {meta.revision[:12]}  created {meta.created}",

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from agentimage.errors import AgentImageError
-from agentimage.registry import normalize_host
+from agentimage.registry import normalize_host, split_reference
 
 DOCKERFILE = "docker/Dockerfile.agent"
 BUILD_CONTEXT = "."
@@ -39,6 +39,16 @@ _IMAGE_NAME = re.compile(r"^[a-z0-9]+([._-][a-z0-9]+)*(/[a-z0-9]+([._-][a-z0-9]+
 def base_image(variant: str, node_version: str) -> str:
     """The BASE_IMAGE build arg for a variant: alpine -> node:<node_version>-alpine."""
     return VARIANT_BASES[check_variant(variant)].format(node=check_node_version(node_version))
+
+
+def qualified_image(ref: str) -> str:
+    """Docker's full spelling of an image reference, as the base.name label records it:
+    node:18-alpine -> docker.io/library/node:18-alpine; a registry host is kept."""
+    name, at, digest = ref.partition("@")
+    head, slash, last = name.rpartition("/")
+    last, colon, tag = last.partition(":")
+    host, path = split_reference(f"{head}{slash}{last}")
+    return f"{host}/{path}" + (f":{tag}" if colon else "") + (f"@{digest}" if at else "")
 
 
 def check_variant(variant: str) -> str:

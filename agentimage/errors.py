@@ -16,8 +16,10 @@ class ExitCode(IntEnum):
     BUILD_FAILED = 7
     TEST_FAILED = 8
     PUBLISH_FAILED = 9  # pushing an image or the git release failed
-    CHANGED = 10  # update-cli: a pin was updated (with --dry-run: would be); not a failure
-    NPM = 11  # update-cli: the npm registry could not be asked, or lists no release
+    SUPPLY_CHAIN = 10  # SBOM, signature, attestation or provenance missing or not verified
+    VULNERABLE = 11  # the vulnerability scan found what the release may not ship
+    CHANGED = 12  # update-cli: a pin was updated (with --dry-run: would be); not a failure
+    NPM = 13  # update-cli: the npm registry could not be asked, or lists no release
     INTERRUPTED = 130  # SIGINT (Ctrl-C): the message says what state was left, as shells do
 
 

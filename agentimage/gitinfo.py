@@ -70,11 +70,19 @@ def distance(repo: git.Repo, since: versioning.Version | None, rev: str = "HEAD"
     return int(repo.git.rev_list("--count", span))
 
 
+def commits_since(
+    repo: git.Repo, since: versioning.Version | None, rev: str = "HEAD"
+) -> list[tuple[str, str]]:
+    """(sha, message) of each commit after the release `since` (all without one), newest
+    first."""
+    span = f"{versioning.tag_name(since)}..{rev}" if since else rev
+    return [(c.hexsha, str(c.message)) for c in repo.iter_commits(span)]
+
+
 def commit_messages_since(
     repo: git.Repo, since: versioning.Version | None, rev: str = "HEAD"
 ) -> list[str]:
-    span = f"{versioning.tag_name(since)}..{rev}" if since else rev
-    return [str(c.message) for c in repo.iter_commits(span)]
+    return [message for _, message in commits_since(repo, since, rev)]
 
 
 def source_info(repo: git.Repo, base: versioning.Version | None = None) -> SourceInfo:

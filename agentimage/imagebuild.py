@@ -44,6 +44,9 @@ class BuildOptions:
     # What this line adds to tag names: "" for the Dockerfile's default line, -node<line>
     # for another (tags.py has the scheme).
     tag_suffix: str = ""
+    # The digest the base image resolved to (preflight.base_image): FROM is pinned to it and
+    # the base.digest label names it. Empty only where nothing is built (a --dry-run).
+    base_digest: str = ""
 
     @property
     def line(self) -> str:
@@ -52,15 +55,17 @@ class BuildOptions:
 
 
 def build_args(options: BuildOptions, meta: labels.ImageMetadata) -> dict[str, str]:
-    """Every --build-arg: base image, the line, the CLI version, then the label values.
-    NODE_VERSION is the line (the Dockerfile picks its stage by it); BASE_IMAGE carries a
-    full --node-version when one was given."""
+    """Every --build-arg: base image (pinned to its digest), the line, the CLI version, then
+    the label values. NODE_VERSION is the line (the Dockerfile picks its stage by it);
+    BASE_IMAGE carries a full --node-version when one was given."""
+    base = config.base_image(options.variant, options.node_version)
     args = {
-        "BASE_IMAGE": config.base_image(options.variant, options.node_version),
+        "BASE_IMAGE": f"{base}@{options.base_digest}" if options.base_digest else base,
         "NODE_VERSION": options.line,
         "CLAUDE_CODE_VERSION": config.check_cli_version(options.claude_code_version),
     }
     args.update(labels.label_build_args(meta))
+    args.update(labels.base_build_args(config.qualified_image(base), options.base_digest))
     return args
 
 
@@ -73,6 +78,8 @@ class Destination(TypedDict, total=False):
     push: bool
     output: str
     metadata_file: Path | None
+    pull: bool
+    provenance: str
 
 
 def make_spec(

@@ -9,9 +9,17 @@ import json
 import re
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
+from agentimage import cosign
 from agentimage.errors import AgentImageError, ExitCode
-from agentimage.labels import REVISION_LABEL, VERSION_LABEL
+from agentimage.labels import (
+    BASE_DIGEST_LABEL,
+    BASE_NAME_LABEL,
+    CLAUDE_CODE_VERSION_LABEL,
+    REVISION_LABEL,
+    VERSION_LABEL,
+)
 from agentimage.registry import has_login, is_loopback, login_hint, split_reference
 from agentimage.runner import HostRunner, RecordingRunner
 
@@ -45,6 +53,9 @@ class RemoteImage:
     version: str  # its org.opencontainers.image.version label ("" when absent)
     platforms: tuple[str, ...]  # os/arch[/variant], attestation entries left out
     revision: str = ""  # its org.opencontainers.image.revision label: the source commit
+    base_name: str = ""  # org.opencontainers.image.base.name
+    base_digest: str = ""  # org.opencontainers.image.base.digest: what FROM was pinned to
+    cli_version: str = ""  # io.agentgate.image.claude-code-version
 
 
 def parse_inspect(text: str) -> RemoteImage:
@@ -70,6 +81,9 @@ def parse_inspect(text: str) -> RemoteImage:
         version=_agreed(labels, VERSION_LABEL),
         platforms=tuple(platforms),
         revision=_agreed(labels, REVISION_LABEL),
+        base_name=_agreed(labels, BASE_NAME_LABEL),
+        base_digest=_agreed(labels, BASE_DIGEST_LABEL),
+        cli_version=_agreed(labels, CLAUDE_CODE_VERSION_LABEL),
     )
 
 
@@ -122,12 +136,18 @@ class Registry:
         self.runner = runner
         self.timeout = timeout
 
-    def _run(self, argv: list[str], ref: str, timeout: float) -> str:
+    def _run(self, argv: list[str], ref: str, timeout: float, dry_stdout: str = "") -> str:
         """One imagetools call; a dropped connection is tried again (reads and tags by
         digest are idempotent), any other failure raised as imagetools' own line."""
         for attempt in range(1, ATTEMPTS + 1):
             try:
-                return self.runner.run(argv, failure=ref, code=ExitCode.REGISTRY, timeout=timeout)
+                return self.runner.run(
+                    argv,
+                    failure=ref,
+                    code=ExitCode.REGISTRY,
+                    timeout=timeout,
+                    dry_stdout=dry_stdout,
+                )
             except AgentImageError as exc:
                 detail = exc.message.removeprefix(f"{ref}: ").removeprefix("ERROR: ")
                 if attempt == ATTEMPTS or not any(m in detail.lower() for m in _DROPPED):
@@ -164,3 +184,105 @@ class Registry:
                 f"not logged in to registry {host}; run {login_hint(host)}", ExitCode.REGISTRY
             )
         return self.inspect(f"{repository}:{probe_tag}")
+
+    def platform_images(self, ref: str, planned: tuple[str, ...] = ()) -> list[tuple[str, str]]:
+        """(platform, manifest digest) of each image in the index `ref` names, attestation
+        manifests left out; a single manifest is its own one image. `planned`: the platforms
+        a dry run assumes."""
+        stand_in = {
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "manifests": [
+                {
+                    "digest": f"<digest-of-{p.replace('/', '-')}-image>",
+                    "platform": dict(zip(("os", "architecture"), p.split("/")[:2], strict=True)),
+                }
+                for p in planned
+            ],
+        }
+        argv = ["docker", "buildx", "imagetools", "inspect", "--raw", ref]
+        try:
+            out = self._run(argv, ref, self.timeout, dry_stdout=json.dumps(stand_in))
+        except AgentImageError as exc:
+            raise failure(ref, exc.message) from None
+        return parse_platform_images(out, ref)
+
+    def provenance(self, ref: str) -> dict[str, dict[str, object]]:
+        """platform -> the SLSA provenance predicate BuildKit attached for it ({} if none)."""
+        argv = ["docker", "buildx", "imagetools", "inspect", "--format", "{{json .Provenance}}"]
+        try:
+            out = self._run([*argv, ref], ref, self.timeout, dry_stdout="{}")
+        except AgentImageError as exc:
+            raise failure(ref, exc.message) from None
+        return parse_provenance(out)
+
+    def _cosign(self, argv: list[str], what: str, dry_stdout: str = "") -> str:
+        try:
+            return self.runner.run(
+                argv,
+                failure=what,
+                code=ExitCode.SUPPLY_CHAIN,
+                timeout=self.timeout,
+                dry_stdout=dry_stdout,
+            )
+        except AgentImageError as exc:
+            if exc.code == ExitCode.ENVIRONMENT and "not found on PATH" in exc.message:
+                raise cosign.tool_missing() from None
+            detail = cosign.failure_detail(exc.message.removeprefix(f"{what}: "))
+            raise AgentImageError(f"{what}: {detail}", ExitCode.SUPPLY_CHAIN) from None
+
+    def signatures(self, ref: str, public_key: Path, annotations: dict[str, str]) -> list[str]:
+        """The digests whose signatures verify with public_key and carry the annotations;
+        raises when none does."""
+        argv = cosign.verify_argv(ref, public_key, annotations)
+        return cosign.signed_digests(self._cosign(argv, f"no valid signature on {ref}"))
+
+    def attestations(self, ref: str, public_key: Path) -> list[cosign.Statement]:
+        """The SBOM attestations on ref that verify with public_key; raises when none does."""
+        argv = cosign.verify_attestation_argv(ref, public_key)
+        return cosign.parse_attestations(self._cosign(argv, f"no valid SBOM attestation on {ref}"))
+
+    def attached_sbom(self, ref: str) -> str:
+        """The unsigned SBOM attached to ref; raises when there is none."""
+        return self._cosign(cosign.download_sbom_argv(ref), f"no SBOM attached to {ref}")
+
+    def verify(
+        self,
+        repository: str,
+        digest: str,
+        public_key: Path | None,
+        expected: object,
+    ) -> list[str]:
+        """Labels, provenance, signatures and SBOMs of repository@digest (supplychain)."""
+        from agentimage import supplychain  # it builds on this class
+
+        assert isinstance(expected, supplychain.Expected)
+        return supplychain.verify_image(self, repository, digest, public_key, expected)
+
+
+def parse_platform_images(text: str, ref: str = "") -> list[tuple[str, str]]:
+    """`imagetools inspect --raw` of an index or manifest -> [(platform, digest)]."""
+    data = json.loads(text or "{}")
+    if "manifests" not in data:
+        digest = ref.rsplit("@", 1)[-1] if "@" in ref else ""
+        return [("", digest)] if digest else []
+    found = []
+    for entry in data["manifests"]:
+        platform = entry.get("platform") or {}
+        os_name, arch = platform.get("os", "unknown"), platform.get("architecture", "unknown")
+        if "unknown" in (os_name, arch):
+            continue  # an attestation manifest
+        name = "/".join(filter(None, (os_name, arch, platform.get("variant"))))
+        found.append((name, str(entry.get("digest", ""))))
+    return found
+
+
+def parse_provenance(text: str) -> dict[str, dict[str, object]]:
+    """`{{json .Provenance}}`: {"SLSA": ...} for one platform (keyed ""), else per platform."""
+    data = json.loads(text or "{}") or {}
+    if "SLSA" in data:
+        return {"": data["SLSA"]} if isinstance(data["SLSA"], dict) else {}
+    return {
+        platform: value["SLSA"]
+        for platform, value in data.items()
+        if isinstance(value, dict) and isinstance(value.get("SLSA"), dict)
+    }

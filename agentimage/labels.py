@@ -12,6 +12,10 @@ VARIANT_LABEL = "io.agentgate.image.variant"
 CLAUDE_CODE_VERSION_LABEL = "io.agentgate.image.claude-code-version"
 VERSION_LABEL = PREFIX + "version"
 REVISION_LABEL = PREFIX + "revision"
+# The base image the build started from (OCI annotation names): its reference, fully
+# qualified, and the digest FROM was pinned to.
+BASE_NAME_LABEL = PREFIX + "base.name"
+BASE_DIGEST_LABEL = PREFIX + "base.digest"
 DESCRIPTION = (
     "Minimal, hardened sandbox image for running the Claude Code CLI against a mounted /workspace"
 )
@@ -29,6 +33,8 @@ LABEL_BUILD_ARGS: Mapping[str, str] = {
     PREFIX + "licenses": "IMAGE_LICENSES",
     VARIANT_LABEL: "IMAGE_VARIANT",
     CLAUDE_CODE_VERSION_LABEL: "CLAUDE_CODE_VERSION",
+    BASE_NAME_LABEL: "IMAGE_BASE_NAME",
+    BASE_DIGEST_LABEL: "IMAGE_BASE_DIGEST",
 }
 
 
@@ -96,6 +102,11 @@ def label_build_args(meta: ImageMetadata) -> dict[str, str]:
         "IMAGE_LICENSES": meta.licenses,
         "IMAGE_URL": meta.url or meta.source,
     }
+
+
+def base_build_args(name: str, digest: str) -> dict[str, str]:
+    """The Dockerfile's IMAGE_BASE_* build args: the base.name and base.digest labels."""
+    return {"IMAGE_BASE_NAME": name, "IMAGE_BASE_DIGEST": digest}
 
 
 def labels_from_build_args(build_args: Mapping[str, str]) -> dict[str, str]:

@@ -15,6 +15,7 @@ import docker.errors
 
 import docker
 from agentimage import config, proc
+from agentimage.cosign import tool_missing
 from agentimage.errors import AgentImageError, ExitCode
 from agentimage.labels import REVISION_LABEL
 
@@ -84,6 +85,24 @@ def buildx(builder: str = "") -> None:
                 f"buildx builder {builder!r} does not exist; list builders with docker buildx ls",
                 ExitCode.ENVIRONMENT,
             )
+
+
+def attestations(builder: str, info: dict[str, object]) -> None:
+    """A release attaches provenance attestations, which the default `docker` builder can
+    store and push only with the containerd image store."""
+    if not builder and not containerd_store(info):
+        raise AgentImageError(
+            "a release attaches provenance attestations, which the default builder stores only "
+            'in the containerd image store; enable "containerd-snapshotter" in '
+            "/etc/docker/daemon.json or pass --builder with a docker-container builder",
+            ExitCode.ENVIRONMENT,
+        )
+
+
+def cosign() -> None:
+    """A pushed release attaches its SBOM (and signs) with cosign."""
+    if not shutil.which("cosign"):
+        raise tool_missing()
 
 
 def multi_platform_load(platforms: tuple[str, ...], info: dict[str, object]) -> None:
@@ -173,19 +192,27 @@ def cli_version(version: str) -> None:
         )
 
 
-def base_image(variant: str, node_version: str) -> None:
-    """The base image is in the local store, or the engine can resolve it (through its
-    registry mirrors, as the build will): a wrong --node-version fails here, not in a build."""
+def base_image(variant: str, node_version: str, pull: bool = False) -> str:
+    """The digest the variant's base image resolves to, as the build will see it: a wrong
+    --node-version fails here, not in a build.
+
+    pull=False (invoke build): the image in the local store when it is there (BuildKit
+    starts from it), else what the registry (through the engine's mirrors) names now.
+    pull=True (a release builds with --pull): what the registry names now. The build is then
+    pinned to this digest, so the base.digest label names exactly the base it used."""
     ref = config.base_image(variant, node_version)
     client = docker.from_env(timeout=TIMEOUT)
     try:
-        try:
-            client.images.get(ref)
-            return
-        except docker.errors.ImageNotFound:
-            pass
-        client.api.inspect_distribution(ref)
-    except docker.errors.DockerException as exc:
+        if not pull:
+            try:
+                local = client.images.get(ref)
+            except docker.errors.ImageNotFound:
+                local = None
+            if local is not None and (digest := local_digest(ref, local.attrs)):
+                return digest
+        descriptor = client.api.inspect_distribution(ref).get("Descriptor") or {}
+        return str(descriptor["digest"])
+    except (docker.errors.DockerException, KeyError) as exc:
         reason = str(getattr(exc, "explanation", "") or exc).strip()
         fix = (
             "use --variant slim (or configure a registry mirror that holds node:*-alpine)"
@@ -198,6 +225,17 @@ def base_image(variant: str, node_version: str) -> None:
         ) from exc
     finally:
         client.close()
+
+
+def local_digest(ref: str, attrs: dict[str, object]) -> str:
+    """The digest a local image was pulled by (RepoDigests), '' when it has none (built
+    here, or loaded from an archive: the registry is asked instead)."""
+    repository = config.qualified_image(ref).rsplit(":", 1)[0]
+    for entry in attrs.get("RepoDigests") or []:
+        name, _, digest = str(entry).partition("@")
+        if config.qualified_image(name) == repository and digest:
+            return digest
+    return ""
 
 
 def build_environment(

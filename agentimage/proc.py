@@ -57,8 +57,14 @@ class Finished:
 
 
 def quote(argv: Sequence[str]) -> str:
-    """The argv as a shell command line a user can copy and paste."""
-    return shlex.join(argv)
+    """The argv as one shell command line a user can copy and paste (a word with a line
+    break, such as a tag message, in bash's $'...' quoting, so the line stays one line)."""
+    return " ".join(_ansi_c(word) if "\n" in word else shlex.quote(word) for word in argv)
+
+
+def _ansi_c(word: str) -> str:
+    escaped = word.replace("\\", "\\\\").replace("'", "\\'").replace("\n", "\\n")
+    return f"$'{escaped}'"
 
 
 def last_line(text: str | None) -> str:

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import git
 
-from agentimage import gitrun
+from agentimage import changelog, gitrun
+from agentimage.changelog import CHANGELOG_FILE
 from agentimage.errors import AgentImageError, ExitCode
 from agentimage.releaseguards import VERSION_FILE, remote_refs
 from agentimage.releaseplan import ReleasePlan
@@ -48,6 +49,33 @@ def _release_commit_at_head(root: Path, plan: ReleasePlan) -> str:
     return ""
 
 
+def restore_changelog(root: Path, plan: ReleasePlan) -> None:
+    """CHANGELOG.md back as HEAD has it, if it is exactly what this release wrote (a file the
+    release created is removed, and unstaged)."""
+    path = root / CHANGELOG_FILE
+    try:
+        now = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return
+    committed = _exists(root, f"HEAD:{CHANGELOG_FILE}")
+    before = gitrun.run(root, "show", f"HEAD:{CHANGELOG_FILE}") if committed else None
+    if now != changelog.updated(before, plan.changelog_section()):
+        return  # not (only) the release's edit: leave it
+    if committed:
+        gitrun.run(root, "checkout", "-q", "HEAD", "--", CHANGELOG_FILE)
+    else:
+        gitrun.run(root, "rm", "-q", "--cached", "--ignore-unmatch", "--", CHANGELOG_FILE)
+        path.unlink()
+
+
+def _exists(root: Path, rev: str) -> bool:
+    try:
+        gitrun.run(root, "cat-file", "-e", rev)
+    except git.GitCommandError:
+        return False
+    return True
+
+
 def rollback(root: Path, plan: ReleasePlan) -> None:
     """Undo this run's VERSION edit, release commit and tag; nothing else."""
     tag = plan.git_tag
@@ -66,8 +94,10 @@ def rollback(root: Path, plan: ReleasePlan) -> None:
             gitrun.run(root, "tag", "-d", tag)
         if ours:
             gitrun.run(root, "reset", "-q", "--keep", plan.head_sha)
-        elif (root / VERSION_FILE).read_text(encoding="utf-8") == f"{plan.version}\n":
-            gitrun.run(root, "checkout", "-q", "HEAD", "--", VERSION_FILE)
+        else:
+            if (root / VERSION_FILE).read_text(encoding="utf-8") == f"{plan.version}\n":
+                gitrun.run(root, "checkout", "-q", "HEAD", "--", VERSION_FILE)
+            restore_changelog(root, plan)
     except (git.GitCommandError, OSError) as exc:
         detail = gitrun.error_line(exc) if isinstance(exc, git.GitCommandError) else str(exc)
         raise AgentImageError(
@@ -78,7 +108,7 @@ def rollback(root: Path, plan: ReleasePlan) -> None:
     say(
         f"rolled back: HEAD at {plan.head_sha[:7]}, tag {tag} removed"
         if ours
-        else "rolled back VERSION"
+        else "rolled back VERSION and CHANGELOG.md"
     )
 
 
@@ -101,7 +131,7 @@ def after_git_failure(root: Path, plan: ReleasePlan, exc: BaseException, pushing
             ) from None
         return True  # the push reported an error but the remote has the release: go on
     restored = (
-        f"git and {VERSION_FILE} were restored"
+        f"git, {VERSION_FILE} and {CHANGELOG_FILE} were restored"
         if plan.mode == "new"
         else f"the release commit stays as it is, {tag} is not on {plan.remote}"
     )

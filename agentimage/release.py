@@ -8,33 +8,47 @@ from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
-from agentimage import preflight
+from agentimage import preflight, supplychain, vulnscan
 from agentimage.errors import AgentImageError, ExitCode
 from agentimage.imagetools import Registry, Runner
-from agentimage.releaseplan import Preconditions, ReleasePlan, ReleaseSettings, plan_release
+from agentimage.releaseplan import (
+    Preconditions,
+    ReleasePlan,
+    ReleaseSettings,
+    each_line,
+    plan_release,
+)
 from agentimage.releasesteps import Context, Step, steps_for
 from agentimage.runner import HostRunner, RecordingRunner
 
 
-def environment(plan: ReleasePlan, settings: ReleaseSettings, guards: Preconditions) -> None:
-    """Host checks, after the plan: test runner, engine and buildx, and for each line to
-    build its CLI version and base image."""
+def environment(plan: ReleasePlan, settings: ReleaseSettings, guards: Preconditions) -> ReleasePlan:
+    """Host checks, after the plan: test runner, engine and buildx (with a store that keeps
+    attestations), and for each line to build its CLI version and base image. The plan comes
+    back with the digest each line's base resolved to: the release builds from it."""
     if plan.local_image:
         guards.check(preflight.docker_engine)
         for one in plan.all_lines:
             guards.check(preflight.local_image, one.local_image, one.source_sha, one.git_tag)
-        return
+        return plan
     building = [one for one in plan.all_lines if not one.pushed_digest]
     if not building:
-        return  # nothing is built or tested
+        return plan  # nothing is built or tested
     guards.check(preflight.test_runner, settings.test_command)
     for one in building:
         guards.check(preflight.cli_version, settings.for_line(one.line).build.claude_code_version)
     info = guards.check(preflight.build_environment, settings.build.builder)
-    if info is not None:
-        for one in building:
-            options = settings.for_line(one.line).build
-            guards.check(preflight.base_image, options.variant, options.node_version)
+    if info is None:
+        return plan
+    guards.check(preflight.attestations, settings.build.builder, info)
+    digests: dict[str, str] = {}
+    for one in building:
+        options = settings.for_line(one.line).build
+        found = guards.check(preflight.base_image, options.variant, options.node_version, True)
+        digests[one.line] = found or ""
+    return each_line(
+        plan, lambda one: replace(one, base_digest=digests.get(one.line, one.base_digest))
+    )
 
 
 def prepare(
@@ -45,9 +59,14 @@ def prepare(
     guards = Preconditions(collect=dry_run)
     if settings.push:
         guards.check(preflight.buildx)
+        guards.check(preflight.cosign)
     reads = registry or Registry(HostRunner(echo=False))
-    plan = plan_release(root, settings, reads, guards)
-    environment(plan, settings, guards)
+    plan = environment(plan_release(root, settings, reads, guards), settings, guards)
+    if settings.push:
+        gate = guards.check(
+            vulnscan.gate, settings.vulnerability_scan, settings.vulnerability_fail_on
+        )
+        plan = each_line(plan, lambda one: replace(one, scan=gate or one.scan))
     return replace(plan, problems=tuple(guards.failed))
 
 
@@ -76,7 +95,7 @@ def header(plan: ReleasePlan) -> list[str]:
             + (held if one.tags.held_back else "")
         )
     out.append(f"  push   {'yes' if plan.push else 'no (--no-push: local only)'}")
-    return out
+    return out + (supply_lines(plan) if plan.push else [])
 
 
 def contexts(
@@ -95,6 +114,21 @@ def in_order(plan: ReleasePlan, ctxs: list[Context]) -> Iterator[tuple[int, Step
     for number, step in enumerate(steps_for(plan), 1):
         for ctx in ctxs[:1] if step.once else ctxs:
             yield number, step, ctx
+
+
+def supply_lines(plan: ReleasePlan) -> list[str]:
+    sign = (
+        f"yes, with {plan.signing_key}: signatures and SBOM attestations verified before git "
+        "and any tag"
+        if plan.signing_key
+        else f"no: {supplychain.NOT_SIGNING.removeprefix('not signing: ')}"
+    )
+    scan = (
+        f"grype, fails on {plan.scan.fail_on} or worse"
+        if plan.scan.scanner
+        else f"no: {plan.scan.reason}"
+    )
+    return [f"  sign   {sign}", f"  scan   {scan}"]
 
 
 def describe(plan: ReleasePlan, settings: ReleaseSettings, root: Path) -> list[str]:
@@ -160,7 +194,8 @@ def execute(
 
 
 def summary(plan: ReleasePlan, ctxs: list[Context]) -> list[str]:
-    """What a release prints at the end: for each line, its digest and the tags it got."""
+    """What a release prints at the end: for each line, its digest, the tags it got and, when
+    pushed, its signature and SBOMs."""
     out = []
     for ctx in ctxs:
         one = ctx.plan
@@ -170,6 +205,10 @@ def summary(plan: ReleasePlan, ctxs: list[Context]) -> list[str]:
         out.append(f"  digest    {ctx.digest or 'local only (--no-push)'}")
         tags = (*one.version_tags, one.test_ref.rsplit(":", 1)[1], *ctx.moved)
         out.append(f"  tags      {' '.join(tags)}")
+        if one.push:
+            out.append(f"  signed    {'yes, ' + one.signing_key if one.signing_key else 'no'}")
+            sboms = sorted(supplychain.release_dir(ctx).glob("sbom-*.cdx.json"))
+            out.append(f"  sbom      {' '.join(str(p) for p in sboms) or 'attached earlier'}")
         if ctx.held or one.tags.held_back:
             out.append(f"  held back {' '.join((*one.tags.held_back, *ctx.held))} (newer releases)")
     return out

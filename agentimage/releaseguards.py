@@ -130,3 +130,25 @@ def release_commit(repo: git.Repo, rev: str) -> tuple[git.Commit, versioning.Ver
     if repo.tags[tag].commit != commit:
         return None
     return commit, version
+
+
+def release_of_tag(repo: git.Repo, tag: str, made_by: str) -> tuple[git.Commit, versioning.Version]:
+    """The release commit the tag vX.Y.Z names, and its version; `made_by` names the
+    command whose releases are meant (for the fix in the error)."""
+    if versioning.version_from_tag(tag) is None:
+        raise AgentImageError(
+            f"{tag!r} is not a release tag; pass one like v0.1.1 (git tag --list 'v*')"
+        )
+    if tag not in repo.tags:
+        raise AgentImageError(
+            f"git tag {tag} does not exist here; fetch it (git fetch --tags) or pass the tag "
+            f"of a release made by {made_by}",
+            ExitCode.GIT_STATE,
+        )
+    found = release_commit(repo, tag)
+    if found is None:
+        raise AgentImageError(
+            f"{tag} does not tag a release commit ('release: {tag}'); pass a tag made by {made_by}",
+            ExitCode.GIT_STATE,
+        )
+    return found

@@ -5,14 +5,26 @@ or is collected (a dry run shows them all after the plan).
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
 
 import git
 
-from agentimage import gitinfo, imagebuild, lines, versioning
+from agentimage import (
+    changelog,
+    cosign,
+    gitinfo,
+    imagebuild,
+    lines,
+    proc,
+    supplychain,
+    versioning,
+    vulnscan,
+)
 from agentimage.config import image_repository
 from agentimage.errors import AgentImageError, ExitCode
 from agentimage.imagetools import Registry, RemoteImage
@@ -23,6 +35,7 @@ from agentimage.releaseguards import (
     check_remote,
     check_tag_agrees,
     release_commit,
+    release_of_tag,
     resolve_bump,
     tag_signing,
 )
@@ -63,6 +76,11 @@ class ReleaseSettings:
         options = next((o for o in self.all_lines if o.line == line), self.build)
         return replace(self, build=options, other_lines=())
 
+    signing_key: str = ""  # cosign key reference; "": the SBOM is attached unsigned
+    public_key: str = ""  # cosign.pub that must be the signing key's public half ("": any)
+    vulnerability_scan: str = "auto"  # auto | required | off (vulnscan)
+    vulnerability_fail_on: str = "high"
+
 
 @dataclass(frozen=True)
 class ReleasePlan:
@@ -85,6 +103,13 @@ class ReleasePlan:
     floating_done: bool = False  # every floating tag to move already names the image
     sign_key: str | None = None  # None: annotated tag; "": signed, default key; else the key
     local_image: str = ""  # --publish-only: the tested image in the local store
+    base_digest: str = ""  # what the base image resolved to: the build is pinned to it
+    notes: tuple[changelog.Entry, ...] = ()  # breaking changes, features, fixes since the last
+    released_on: str = ""  # YYYY-MM-DD (UTC): the CHANGELOG.md section's date
+    signing_key: str = ""  # the checked cosign key reference ("": no signing)
+    public_key: str = ""  # its public half (PEM), what verification uses
+    scan: vulnscan.Gate = field(default_factory=lambda: vulnscan.Gate("", "not planned"))
+    supply_done: bool = False  # the pushed image already carries its verified SBOM/signatures
     problems: tuple[AgentImageError, ...] = field(default=())
     # The Node line this plan releases ("" when the project has a single line), whether it
     # is the default line (bare tag names), and the plans of the other lines: one release.
@@ -128,6 +153,12 @@ class ReleasePlan:
     def ref(self, tag: str) -> str:
         return f"{self.repository}:{tag}"
 
+    def changelog_section(self) -> str:
+        return changelog.section(self.git_tag, self.released_on, self.notes)
+
+    def tag_message(self) -> str:
+        return changelog.tag_message(self.git_tag, self.notes)
+
 
 class Preconditions:
     """Guards in order: raise the first (collect=False) or gather all for a dry run."""
@@ -161,11 +192,12 @@ def published_image(registry: Registry, plan: ReleasePlan) -> tuple[str, bool]:
     """(digest to release, whether vX.Y.Z already names it). A vX.Y.Z naming another
     image than this commit's sha-<7> is refused: released tags are immutable.
 
-    sha-<7> counts only when it names an image built from the source commit: docker pushes
-    an index's children to the tag too, so an interrupted push can leave it naming an
-    attestation manifest; the release then pushes the image again."""
+    sha-<7> counts only when it names an index (the image with its provenance) built from
+    the source commit: docker pushes an index's children to the tag too, so an interrupted
+    push can leave it naming an attestation manifest or a bare platform image; the release
+    then pushes the image again."""
     pushed = registry.inspect(plan.test_ref)
-    if pushed is not None and pushed.revision != plan.source_sha:
+    if pushed is not None and (pushed.revision != plan.source_sha or not pushed.platforms):
         pushed = None
     released = registry.inspect(plan.ref(plan.version_tag))
     if released is None:
@@ -209,6 +241,7 @@ def plan_base(
     repository = image_repository(settings.image_name, settings.registry if settings.push else "")
     git_tags = git_release_tags(repo)
     line = settings.build.line
+    key, public_key = signing(settings)
     plan = ReleasePlan(
         current=current,
         version=version,
@@ -223,6 +256,8 @@ def plan_base(
         push=settings.push,
         sign_key=tag_signing(repo),
         line=line,
+        signing_key=key,
+        public_key=public_key,
     )
     others = tuple(line_plan(plan, options.line, git_tags) for options in settings.other_lines)
     return replace(plan, others=others)
@@ -244,6 +279,54 @@ def each_line(plan: ReleasePlan, change: Callable[[ReleasePlan], ReleasePlan]) -
 def lines_registry_state(plan: ReleasePlan, registry: Registry, git_tags: list[str]) -> ReleasePlan:
     """registry_state of every line."""
     return each_line(plan, lambda one: registry_state(one, registry, git_tags))
+
+
+def supply_state(plan: ReleasePlan, registry: Registry) -> ReleasePlan:
+    """Whether the already pushed image carries its SBOM (signed, with a key) and verifies:
+    then a re-run does not sign or attest again."""
+    if not plan.pushed_digest:
+        return plan
+    expected = supplychain.Expected(str(plan.version), plan.source_sha)
+    with tempfile.TemporaryDirectory(prefix="agentimage-") as tmp:
+        public_key = None
+        if plan.signing_key:
+            public_key = Path(tmp) / "cosign.pub"
+            public_key.write_text(plan.public_key)
+        try:
+            registry.verify(plan.repository, plan.pushed_digest, public_key, expected)
+        except AgentImageError as exc:
+            if exc.code != ExitCode.SUPPLY_CHAIN:
+                raise
+            return plan
+    return replace(plan, supply_done=True)
+
+
+def signing(settings: ReleaseSettings) -> tuple[str, str]:
+    """(key reference, its public key PEM), or ("", "") without a key. cosign opens the key
+    here (its password from COSIGN_PASSWORD), so a wrong key or password stops the release
+    before anything is built."""
+    if not settings.signing_key or not settings.push:
+        return "", ""
+    key = cosign.check_key(settings.signing_key)
+    try:
+        opened = proc.run(cosign.public_key_argv(key), timeout=60)
+    except proc.CommandNotFound:
+        raise cosign.tool_missing() from None
+    if not opened.ok:
+        raise AgentImageError(
+            f"cosign cannot open the signing key {settings.signing_key} ({opened.detail}); "
+            "set COSIGN_PASSWORD to its password, or pass the right key",
+        )
+    pem = opened.stdout
+    if settings.public_key:
+        expected = cosign.check_public_key(settings.public_key).read_text(encoding="utf-8")
+        if not cosign.same_key(pem, expected):
+            raise AgentImageError(
+                f"the signing key {settings.signing_key} is not the one whose public half is "
+                f"{settings.public_key} (release.public_key); sign with the release key or "
+                "publish its cosign.pub",
+            )
+    return key, pem
 
 
 def plan_release(
@@ -269,9 +352,15 @@ def plan_release(
         return resumed
     bump = resolve_bump(repo, settings.bump)
     version = versioning.next_version(current, bump, settings.pre, settings.default_pre)
-    plan = replace(plan_base(repo, settings, current, version, repo.head.commit), bump=bump)
+    plan = replace(
+        plan_base(repo, settings, current, version, repo.head.commit),
+        bump=bump,
+        notes=changelog.entries(gitinfo.commits_since(repo, gitinfo.last_release(repo))),
+        released_on=datetime.now(UTC).date().isoformat(),
+    )
     if plan.git_tag in repo.tags:
         guards.check(_refuse_local_tag, plan.git_tag)
+    guards.check(check_changelog, root, plan.git_tag)
     if not settings.push:
         return plan
     guards.check(check_remote, root, repo, plan.remote, plan.branch, plan.git_tag, "")
@@ -287,7 +376,27 @@ def with_registry(
     guards.check(registry.check_access, plan.repository, plan.version_tag)
     if len(guards.failed) > failed:
         return plan
-    return guards.check(lines_registry_state, plan, registry, git_release_tags(repo)) or plan
+    found = guards.check(lines_registry_state, plan, registry, git_release_tags(repo)) or plan
+    return each_line(found, lambda one: supply_state(one, registry))
+
+
+def check_changelog(root: Path, tag: str) -> None:
+    """The release writes its own CHANGELOG.md section; one already there is refused."""
+    path = root / changelog.CHANGELOG_FILE
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return
+    except (OSError, UnicodeDecodeError) as exc:
+        raise AgentImageError(
+            f"{path.name} cannot be read ({exc}); fix the file", ExitCode.GIT_STATE
+        ) from exc
+    if changelog.has_section(text, tag):
+        raise AgentImageError(
+            f"{path.name} already has a section for {tag}; remove it (the release writes it "
+            "from the commits) and commit",
+            ExitCode.GIT_STATE,
+        )
 
 
 def _refuse_local_tag(tag: str) -> None:
@@ -332,6 +441,7 @@ def plan_resume(
         lines_registry_state(plan, registry, git_release_tags(repo)),
         lambda one: replace(one, remote_has_release=remote_has),
     )
+    plan = each_line(plan, lambda one: supply_state(one, registry))
     if not plan.pushed_digest:
         if remote_has:
             raise AgentImageError(
@@ -354,25 +464,7 @@ def plan_publish(
     guards: Preconditions,
 ) -> ReleasePlan:
     """Publish a release made with --no-push: its tested image from the local store."""
-    tag = settings.publish_only
-    if versioning.version_from_tag(tag) is None:
-        raise AgentImageError(
-            f"--publish-only takes a release tag like v0.1.1, not {tag!r}; list them with "
-            "git tag --list 'v*'"
-        )
-    if tag not in repo.tags:
-        raise AgentImageError(
-            f"git tag {tag} does not exist here; pass the tag of a release made with "
-            "--no-push (git tag --list 'v*')",
-            ExitCode.GIT_STATE,
-        )
-    found = release_commit(repo, tag)
-    if found is None:
-        raise AgentImageError(
-            f"{tag} does not tag a release commit ('release: {tag}'); pass a tag made by "
-            "invoke release --no-push",
-            ExitCode.GIT_STATE,
-        )
+    found = release_of_tag(repo, settings.publish_only, "invoke release --no-push")
     plan = of_release_commit(repo, settings, *found, mode="publish")
     local = image_repository(settings.image_name)
     remote_has = guards.check(

@@ -3,6 +3,7 @@
   build      buildx --load, tagged <repo>:sha-<7> of the source commit
   test       the test command with AGENT_IMAGE=<repo>:sha-<7>
   push       push sha-<7>: a build of a commit, not yet a release (as invoke buildx pushes)
+  supply     SBOM per platform, vulnerability scan, signatures and attestations, all verified
   git        VERSION, commit "release: vX.Y.Z", tag, one atomic push: the release exists now
   version    vX.Y.Z in the registry names the pushed digest
   floating   X.Y, X, latest, each re-read right before it moves and never moved backwards
@@ -23,13 +24,14 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import git
 
-from agentimage import gitinfo, imagebuild, recovery, versioning
+from agentimage import changelog, gitinfo, imagebuild, recovery, supplychain, versioning
 from agentimage.buildx import BuildSpec
+from agentimage.changelog import CHANGELOG_FILE
 from agentimage.errors import AgentImageError, ExitCode
 from agentimage.imagetools import Registry, RemoteImage, Runner
 from agentimage.labels import ImageMetadata, labels_from_build_args
@@ -52,6 +54,7 @@ class Context:
     recorded: bool = False  # the release is in git (and on the remote when pushing)
     moved: list[str] = field(default_factory=list)
     held: list[str] = field(default_factory=list)
+    images: list[tuple[str, str]] = field(default_factory=list)  # (platform, digest) pushed
 
 
 @dataclass(frozen=True)
@@ -71,24 +74,48 @@ def metadata(plan: ReleasePlan, settings: ReleaseSettings) -> ImageMetadata:
     )
 
 
-def push_spec(plan: ReleasePlan, settings: ReleaseSettings) -> BuildSpec:
-    """The multi-platform build that pushes the sha tag as a manifest list."""
-    meta = metadata(plan, settings)
+# Release builds record how they were made: SLSA provenance with the full build definition.
+# mode=max lists build args and secret *ids* (never a secret's source or contents); no build
+# arg carries a secret (tests/release/test_release_supply_chain.py reads the provenance).
+PROVENANCE = "mode=max"
+
+
+def build_options(plan: ReleasePlan, settings: ReleaseSettings) -> imagebuild.BuildOptions:
+    """The build's inputs, with the base pinned to the digest the plan resolved."""
+    return replace(settings.build, base_digest=plan.base_digest)
+
+
+def release_spec(
+    plan: ReleasePlan, settings: ReleaseSettings, *, platforms: tuple[str, ...] = ()
+) -> BuildSpec:
+    """A release build: the base pulled afresh (and pinned), provenance attached. Loaded
+    for the host's platform (tested), or pushed for `platforms`."""
     return imagebuild.make_spec(
-        settings.build, meta, [plan.test_ref], platforms=settings.platforms, push=True
+        build_options(plan, settings),
+        metadata(plan, settings),
+        [plan.test_ref],
+        platforms=platforms,
+        load=not platforms,
+        push=bool(platforms),
+        pull=True,
+        provenance=PROVENANCE,
     )
 
 
+def push_spec(plan: ReleasePlan, settings: ReleaseSettings) -> BuildSpec:
+    """The multi-platform build that pushes the sha tag as a manifest list."""
+    return release_spec(plan, settings, platforms=settings.platforms)
+
+
 def build(ctx: Context) -> None:
-    meta = metadata(ctx.plan, ctx.settings)
-    spec = imagebuild.make_spec(ctx.settings.build, meta, [ctx.plan.test_ref], load=True)
+    spec = release_spec(ctx.plan, ctx.settings)
     ctx.runner.build(spec, ctx.settings.build.variant, ctx.root)
 
 
 def test_environment(plan: ReleasePlan, settings: ReleaseSettings) -> dict[str, str]:
     """What the test command is told: the image, the labels its build was given, and the
     Node line it was built for."""
-    args = imagebuild.build_args(settings.build, metadata(plan, settings))
+    args = imagebuild.build_args(build_options(plan, settings), metadata(plan, settings))
     return {
         "AGENT_IMAGE": plan.test_ref,
         "AGENT_IMAGE_LABELS": json.dumps(labels_from_build_args(args), sort_keys=True),
@@ -187,11 +214,21 @@ def recheck(ctx: Context) -> None:
 
 
 def tag_argv(plan: ReleasePlan) -> list[str]:
-    """Annotated, or signed as tag.gpgSign / user.signingKey ask (the plan shows which)."""
+    """Annotated, or signed as tag.gpgSign / user.signingKey ask (the plan shows which); the
+    message lists the release notes, as CHANGELOG.md does."""
     if plan.sign_key is None:
-        return ["tag", "-a", plan.git_tag, "-m", f"release {plan.git_tag}"]
+        return ["tag", "-a", plan.git_tag, "-m", plan.tag_message()]
     key = ["-u", plan.sign_key] if plan.sign_key else []
-    return ["tag", "-s", *key, plan.git_tag, "-m", f"release {plan.git_tag}"]
+    return ["tag", "-s", *key, plan.git_tag, "-m", plan.tag_message()]
+
+
+def changelog_text(root: Path, plan: ReleasePlan) -> str:
+    """CHANGELOG.md with this release's section on top (what the release commit holds)."""
+    try:
+        existing: str | None = (root / CHANGELOG_FILE).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        existing = None
+    return changelog.updated(existing, plan.changelog_section())
 
 
 def record(ctx: Context) -> None:
@@ -199,11 +236,21 @@ def record(ctx: Context) -> None:
     if plan.mode == "new" and not runner.dry:
         recheck(ctx)
     pushing = False
+    files = (VERSION_FILE, CHANGELOG_FILE)
     try:
         if plan.mode == "new":
             runner.write_version(root / VERSION_FILE, plan.version)
-            runner.git(root, "add", "--", VERSION_FILE)
-            runner.git(root, "commit", "-q", "-m", f"release: {plan.git_tag}", "--", VERSION_FILE)
+            counts = ", ".join(
+                f"{title.lower()} {len([n for n in plan.notes if n.group == group])}"
+                for group, title in changelog.GROUPS
+            )
+            runner.write_text(
+                root / CHANGELOG_FILE,
+                changelog_text(root, plan),
+                f"{plan.git_tag} section on top ({counts})",
+            )
+            runner.git(root, "add", "--", *files)
+            runner.git(root, "commit", "-q", "-m", f"release: {plan.git_tag}", "--", *files)
             runner.git(root, *tag_argv(plan))
         if plan.push and not plan.remote_has_release:
             branch = f"{plan.release_sha}:" if plan.mode == "publish" else ""
@@ -293,7 +340,28 @@ def steps_for(plan: ReleasePlan) -> tuple[Step, ...]:
         Step("build", build, _image_ready),
         Step("test", test, _image_ready),
         Step("push image", push, lambda p: "already in the registry" if p.pushed_digest else ""),
+        Step("SBOM per platform", supplychain.make_sboms, _attached),
+        Step("vulnerability scan", supplychain.scan, _no_scan),
+        *(
+            (Step("sign and attest the SBOM", supplychain.sign, _attached),)
+            if plan.signing_key
+            else (Step("attach the SBOM (unsigned)", supplychain.attach, _attached),)
+        ),
+        Step("verify signature, SBOM, provenance", supplychain.verify, lambda p: ""),
         Step("record in git", record, lambda p: git_skip, once=True),
         Step("tag version", tag_version, lambda p: "done" if p.version_published else ""),
         Step("move floating tags", move_floating, _no_floating),
     )
+
+
+def _attached(plan: ReleasePlan) -> str:
+    if not plan.supply_done:
+        return ""
+    what = "signed, SBOM attested" if plan.signing_key else "SBOM attached"
+    return f"already {what} and verified by an earlier run"
+
+
+def _no_scan(plan: ReleasePlan) -> str:
+    if plan.supply_done:
+        return _attached(plan)
+    return "" if plan.scan.scanner else f"not scanned: {plan.scan.reason}"

@@ -8,7 +8,7 @@ call names what the dry run should assume it returned (`dry_stdout`).
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,6 +30,10 @@ def command_line(argv: Sequence[str], env: Mapping[str, str] | None = None) -> s
 
 def version_write(path: Path, version: versioning.Version) -> str:
     return f"echo {version} > {path.name}  # temp file + rename"
+
+
+def text_write(path: Path, note: str) -> str:
+    return f"write {path.name}  # {note}; temp file + rename"
 
 
 class HostRunner:
@@ -71,6 +75,12 @@ class HostRunner:
         say(f"$ {version_write(path, version)}")
         versioning.write_version_file(path, version)
 
+    def write_text(self, path: Path, text: str | Callable[[], str], note: str) -> None:
+        """Write text (or what the callable makes: it reads what earlier commands produced,
+        so a dry run never calls it)."""
+        say(f"$ {text_write(path, note)}")
+        versioning.write_atomically(path, text if isinstance(text, str) else text())
+
     def git(
         self, root: Path, *args: str, timeout: float | None = None, dry_stdout: str = ""
     ) -> str:
@@ -105,6 +115,9 @@ class RecordingRunner:
 
     def write_version(self, path: Path, version: versioning.Version) -> None:
         self.commands.append(version_write(path, version))
+
+    def write_text(self, path: Path, text: str | Callable[[], str], note: str) -> None:
+        self.commands.append(text_write(path, note))
 
     def git(
         self, root: Path, *args: str, timeout: float | None = None, dry_stdout: str = ""

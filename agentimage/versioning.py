@@ -10,6 +10,7 @@ import os
 import re
 import tempfile
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 import semver
@@ -22,8 +23,10 @@ BUMPS = ("patch", "minor", "major", "prerelease", "auto")
 _PRE_ID = re.compile(r"^[A-Za-z][0-9A-Za-z-]*$")
 _TAG = re.compile(r"^v(?P<version>[0-9]+\.[0-9]+\.[0-9]+(-[0-9A-Za-z.-]+)?)$")
 _RANK = {"patch": 1, "minor": 2, "major": 3}
-_CONVENTIONAL = re.compile(r"^(?P<type>[A-Za-z]+)(\([^()\r\n]*\))?(?P<bang>!)?: \S")
-_BREAKING = re.compile(r"^BREAKING[ -]CHANGE: ", re.MULTILINE)
+_CONVENTIONAL = re.compile(
+    r"^(?P<type>[A-Za-z]+)(\((?P<scope>[^()\r\n]*)\))?(?P<bang>!)?: (?P<description>\S[^\r\n]*)"
+)
+_BREAKING = re.compile(r"^BREAKING[ -]CHANGE: (?P<note>[^\r\n]*)", re.MULTILINE)
 
 
 def parse_version(text: str, *, what: str = "version") -> Version:
@@ -167,19 +170,43 @@ def next_version(
     return result
 
 
-def classify_commit(message: str) -> str | None:
-    """Conventional commit -> 'major' | 'minor' | 'patch' | None (not releasable)."""
+@dataclass(frozen=True)
+class ConventionalCommit:
+    """A commit message read as a conventional commit: `type(scope)!: description`, and a
+    `BREAKING CHANGE: note` footer."""
+
+    type: str  # lower case: feat, fix, perf, docs...
+    scope: str
+    description: str
+    breaking: bool  # `!` before the colon, or a BREAKING CHANGE footer
+    breaking_note: str  # the footer's text ("" without one)
+
+
+def parse_commit(message: str) -> ConventionalCommit | None:
+    """The conventional commit MESSAGE is, or None when its subject is not one."""
     match = _CONVENTIONAL.match(message.lstrip())
-    if _BREAKING.search(message) and match:
-        return "major"
     if not match:
         return None
-    if match["bang"]:
+    footer = _BREAKING.search(message)
+    return ConventionalCommit(
+        type=match["type"].lower(),
+        scope=match["scope"] or "",
+        description=match["description"].strip(),
+        breaking=bool(match["bang"] or footer),
+        breaking_note=footer["note"].strip() if footer else "",
+    )
+
+
+def classify_commit(message: str) -> str | None:
+    """Conventional commit -> 'major' | 'minor' | 'patch' | None (not releasable)."""
+    commit = parse_commit(message)
+    if commit is None:
+        return None
+    if commit.breaking:
         return "major"
-    kind = match["type"].lower()
-    if kind == "feat":
+    if commit.type == "feat":
         return "minor"
-    if kind in ("fix", "perf"):
+    if commit.type in ("fix", "perf"):
         return "patch"
     return None
 
@@ -230,11 +257,17 @@ def read_version_file(path: Path) -> Version:
 
 
 def write_version_file(path: Path, version: Version) -> None:
-    """Atomically replace VERSION (temp file in the same directory, then os.replace)."""
+    """Atomically replace VERSION."""
+    write_atomically(path, f"{version}\n")
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Replace PATH with TEXT whole or not at all (temp file in the same directory, then
+    os.replace), keeping its mode; a new file gets 0644."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(f"{version}\n")
+            handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
         if path.exists():

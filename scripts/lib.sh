@@ -44,3 +44,28 @@ debian_archive_url() {
 	[[ -n $url ]] || die "no Debian bookworm archive found in /etc/apt/sources.list*; configure apt for bookworm first"
 	printf '%s\n' "${url%/}"
 }
+
+# add_trixie_suite: Debian 13's packages (Docker Engine, runsc, cosign) install on bookworm;
+# the suite is added at pin priority 100, so only packages asked for by name (pkg/trixie)
+# come from it and nothing else on the host is upgraded.
+add_trixie_suite() {
+	local sources=/etc/apt/sources.list.d/agentgate-trixie.sources
+	local pin=/etc/apt/preferences.d/agentgate-trixie
+	[[ -f $sources && -f $pin ]] && return 0
+	local archive
+	archive=$(debian_archive_url)
+	cat >"$sources" <<-SOURCES
+		Types: deb
+		URIs: $archive
+		Suites: trixie
+		Components: main
+		Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+	SOURCES
+	# Priority 100: trixie packages are installed only when asked for by name (pkg/trixie).
+	cat >"$pin" <<-PIN
+		Package: *
+		Pin: release n=trixie
+		Pin-Priority: 100
+	PIN
+	log "added the trixie suite from $archive at pin priority 100"
+}

@@ -27,28 +27,6 @@ engine_answers() {
 	docker info --format '{{.ServerVersion}}' >/dev/null 2>&1
 }
 
-add_trixie_suite() {
-	local sources=/etc/apt/sources.list.d/agentgate-trixie.sources
-	local pin=/etc/apt/preferences.d/agentgate-trixie
-	[[ -f $sources && -f $pin ]] && return 0
-	local archive
-	archive=$(debian_archive_url)
-	cat >"$sources" <<-SOURCES
-		Types: deb
-		URIs: $archive
-		Suites: trixie
-		Components: main
-		Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-	SOURCES
-	# Priority 100: trixie packages are installed only when asked for by name (pkg/trixie).
-	cat >"$pin" <<-PIN
-		Package: *
-		Pin: release n=trixie
-		Pin-Priority: 100
-	PIN
-	log "added the trixie suite from $archive at pin priority 100"
-}
-
 install_engine() {
 	if command -v dockerd >/dev/null && docker buildx version >/dev/null 2>&1 &&
 		docker compose version >/dev/null 2>&1; then

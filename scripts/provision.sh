@@ -5,6 +5,7 @@
 #   3. a local registry on 127.0.0.1:5000 serving as that mirror
 #   4. debian:bookworm-slim and node:<line>-bookworm-slim, one per Node.js line the agent
 #      image builds, built offline into the mirror (amd64 and arm64)
+#   5. cosign, which releases attach SBOMs and sign with
 # A host that already has each part is left as it is, so re-running costs seconds.
 #
 # Environment: BASE_PLATFORMS (default "linux/amd64 linux/arm64") is passed to
@@ -42,4 +43,5 @@ ensure_host_tools
 bash "$here/provision-docker-engine.sh"
 bash "$here/start-local-registry.sh" 5000
 PLATFORMS=$BASE_PLATFORMS bash "$here/build-base-mirror.sh"
+bash "$here/provision-release-tools.sh"
 log "host provisioned in $((SECONDS - start)) s"

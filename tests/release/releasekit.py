@@ -7,6 +7,7 @@ conftest.py files in one run, `from conftest import` finds the wrong one).
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -18,6 +19,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import count
@@ -30,7 +32,17 @@ ROOT = Path(__file__).resolve().parents[2]
 # release of every line: one build per release instead of one per line.
 LINES = lines.read(ROOT)
 SUFFIX = lines.suffix(LINES.default)
-COPIED = ("docker", "tasks.py", "invoke.yaml", "VERSION", ".dockerignore")
+COPIED = (
+    "docker",
+    "tasks.py",
+    "invoke.yaml",
+    "VERSION",
+    ".dockerignore",
+    ".gitignore",
+    "CHANGELOG.md",
+)
+# cosign keeps signatures, attestations and attached SBOMs under tags named after the digest
+COSIGN_TAG = re.compile(r"^sha256-[0-9a-f]{64}\.(sig|att|sbom)$")
 TIMEOUT = 900  # a cold image build takes minutes; warm runs take seconds
 _names = count(1)
 
@@ -69,8 +81,9 @@ def stable_tags(version: str, source: str) -> set[str]:
     return {f"sha-{source[:7]}", "latest", SUFFIX[1:], *named, *(t + SUFFIX for t in named)}
 
 
-def registry_tags(registry: str, repo: str) -> dict[str, str]:
-    """tag -> manifest digest, straight from the registry API."""
+def registry_tags(registry: str, repo: str, *, cosign: bool = False) -> dict[str, str]:
+    """tag -> manifest digest, straight from the registry API; cosign's tags only when
+    asked for."""
     base = f"http://{registry}/v2/{repo}"
     try:
         with urllib.request.urlopen(f"{base}/tags/list", timeout=10) as response:  # noqa: S310
@@ -89,6 +102,8 @@ def registry_tags(registry: str, repo: str) -> dict[str, str]:
     )
     digests = {}
     for tag in tags:
+        if COSIGN_TAG.match(tag) and not cosign:
+            continue
         request = urllib.request.Request(  # noqa: S310 (loopback http)
             f"{base}/manifests/{tag}", method="HEAD", headers={"Accept": accept}
         )
@@ -103,20 +118,28 @@ def remote_labels(ref: str) -> dict[str, str]:
     return dict(json.loads(out)["image"]["config"]["Labels"])
 
 
-_DIGEST = re.compile(r"'?(\S+?)@(<digest-of-sha-[0-9a-f]{7}>|sha256:[0-9a-f]{64})'?")
+_DIGEST = re.compile(r"'?(\S+?)@(<digest-of-[^>]+>|sha256:[0-9a-f]{64})'?")
+
+
+# the SBOM step's container is named after the process that runs the release
+_CONTAINER = re.compile(r"(agentimage-sbom-[0-9a-f]{7}-[a-z0-9-]+?)-[0-9]+\b")
+
+
+def _normalized(command: str) -> str:
+    return _CONTAINER.sub(r"\1-PID", _DIGEST.sub(r"\1@DIGEST", command))
 
 
 def planned_commands(dry_run_stdout: str) -> list[str]:
     """The commands a dry run lists under its steps, digests written as @DIGEST."""
     lines = [line.strip() for line in dry_run_stdout.splitlines()]
-    return [_DIGEST.sub(r"\1@DIGEST", line[2:]) for line in lines if line.startswith("$ ")]
+    return [_normalized(line[2:]) for line in lines if line.startswith("$ ")]
 
 
 def commands_run(release_stderr: str) -> list[str]:
     """The commands a release logged as it ran them (`release: $ ...`), digests as @DIGEST."""
     marker = "release: $ "
     return [
-        _DIGEST.sub(r"\1@DIGEST", line[len(marker) :])
+        _normalized(line[len(marker) :])
         for line in release_stderr.splitlines()
         if line.startswith(marker)
     ]
@@ -306,11 +329,16 @@ class LocalRegistry:
         raise AssertionError(f"registry {self.address} did not start: {self.log()}")
 
     def tags(self, repo: str) -> dict[str, str]:
-        """tag -> digest, read from the registry's storage (no credentials needed)."""
+        """tag -> digest, read from the registry's storage (no credentials needed); cosign's
+        signature, attestation and SBOM tags left out."""
         root = self.storage / "data/docker/registry/v2/repositories" / repo / "_manifests/tags"
         if not root.is_dir():
             return {}
-        return {p.name: (p / "current/link").read_text().strip() for p in root.iterdir()}
+        return {
+            p.name: (p / "current/link").read_text().strip()
+            for p in root.iterdir()
+            if not COSIGN_TAG.match(p.name)
+        }
 
     def repositories(self) -> list[str]:
         """Image repositories in the registry's storage (read from disk: no credentials)."""
@@ -336,3 +364,35 @@ def htpasswd_registry(
     return private_registry(
         "auth", f"auth:\n  htpasswd:\n    realm: agentgate-test\n    path: {htpasswd}\n"
     )
+
+
+HOST_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
+
+
+@dataclass(frozen=True)
+class ThrowawayCA:
+    bundle: Path  # the host's bundle (when it has one) followed by this CA
+    needles: tuple[bytes, ...]  # what any copy of the CA contains, as PEM or as DER
+
+
+def make_throwaway_ca(where: Path) -> ThrowawayCA:
+    """A CA nothing else has ever seen, appended to the host's bundle (so npm still gets
+    through a TLS-intercepting proxy): any trace of it where it does not belong is a leak."""
+    name = f"agentgate-throwaway-{uuid.uuid4().hex}"
+    run(
+        [
+            "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+            "-nodes", "-days", "1", "-subj", f"/CN={name}",
+            "-keyout", str(where / "ca.key"), "-out", str(where / "ca.pem"),
+        ]
+    )  # fmt: skip
+    pem = (where / "ca.pem").read_bytes()
+    body = b"".join(line for line in pem.splitlines() if line and not line.startswith(b"-----"))
+    der = base64.b64decode(body)
+    (where / "ca.key").unlink()
+    host = HOST_BUNDLE.read_bytes() if HOST_BUNDLE.is_file() else b""
+    bundle = where / "bundle.pem"
+    bundle.write_bytes(host + (b"\n" if host and not host.endswith(b"\n") else b"") + pem)
+    # the first PEM line holds the random serial; the DER holds the name in the clear
+    first_line = pem.splitlines()[1]
+    return ThrowawayCA(bundle, (first_line, der[-64:], name.encode()))

@@ -9,51 +9,23 @@ control build that does copy the secret into a layer shows the scan finds a leak
 
 from __future__ import annotations
 
-import base64
 import os
 import sys
-import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from releasekit import ROOT, TIMEOUT, run, unique_image_name
+from releasekit import ROOT, TIMEOUT, ThrowawayCA, make_throwaway_ca, run, unique_image_name
 
 from agentimage import config, lines
 from benchmarks import layers
 
-HOST_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 PLATFORM = "linux/amd64"
-
-
-@dataclass(frozen=True)
-class ThrowawayCA:
-    bundle: Path  # the host's bundle (when it has one) followed by this CA
-    needles: tuple[bytes, ...]  # what any copy of the CA contains, as PEM or as DER
 
 
 @pytest.fixture(scope="module")
 def throwaway_ca(tmp_path_factory: pytest.TempPathFactory) -> ThrowawayCA:
-    where = tmp_path_factory.mktemp("throwaway-ca")
-    name = f"agentgate-throwaway-{uuid.uuid4().hex}"
-    run(
-        [
-            "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
-            "-nodes", "-days", "1", "-subj", f"/CN={name}",
-            "-keyout", str(where / "ca.key"), "-out", str(where / "ca.pem"),
-        ]
-    )  # fmt: skip
-    pem = (where / "ca.pem").read_bytes()
-    body = b"".join(line for line in pem.splitlines() if line and not line.startswith(b"-----"))
-    der = base64.b64decode(body)
-    (where / "ca.key").unlink()
-    host = HOST_BUNDLE.read_bytes() if HOST_BUNDLE.is_file() else b""
-    bundle = where / "bundle.pem"
-    bundle.write_bytes(host + (b"\n" if host and not host.endswith(b"\n") else b"") + pem)
-    # the first PEM line holds the random serial; the DER holds the name in the clear
-    first_line = pem.splitlines()[1]
-    return ThrowawayCA(bundle, (first_line, der[-64:], name.encode()))
+    return make_throwaway_ca(tmp_path_factory.mktemp("throwaway-ca"))
 
 
 def scan(archive: Path, ca: ThrowawayCA) -> list[tuple[int, str, bytes]]:

@@ -108,7 +108,7 @@ def test_rejected_git_push_publishes_nothing_and_rerun_completes_the_same_versio
     failed = release_repo.invoke("release", "--bump", "patch")
     assert failed.returncode == 9
     assert "rejected by test hook" in failed.stderr
-    assert "git and VERSION were restored" in failed.stderr.strip().splitlines()[-1]
+    assert "git, VERSION and CHANGELOG.md were restored" in failed.stderr.strip().splitlines()[-1]
     after = release_repo.state()
     assert {k: v for k, v in after.items() if k != "registry"} == {
         k: v for k, v in before.items() if k != "registry"

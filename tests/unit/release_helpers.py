@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from agentimage import gitinfo, release, releaseplan
+from agentimage.errors import AgentImageError, ExitCode
 from agentimage.imagebuild import BuildOptions
 from agentimage.imagetools import RemoteImage
 from agentimage.releasesteps import Context
@@ -43,6 +44,20 @@ class FakeRegistry:
 
     def check_access(self, repository: str, probe_tag: str) -> RemoteImage | None:
         return self.inspect(f"{repository}:{probe_tag}")
+
+    # The supply chain of a pushed image (SBOMs, signatures, provenance): verified unless a
+    # test says otherwise (tests/unit/test_supplychain.py checks the real verification).
+    verified = True
+
+    def platform_images(self, ref: str, planned: tuple[str, ...] = ()) -> list[tuple[str, str]]:
+        digest = ref.rsplit("@", 1)[1]
+        return [(p, f"{digest}-{p.replace('/', '-')}") for p in planned or ("linux/amd64",)]
+
+    def verify(self, repository: str, digest: str, public_key, expected) -> list[str]:
+        self.reads.append(f"verify {digest}")
+        if not self.verified:
+            raise AgentImageError(f"{repository}@{digest} carries no SBOM", ExitCode.SUPPLY_CHAIN)
+        return [f"  verified {digest} (fake)"]
 
 
 def settings(**changes: object) -> releaseplan.ReleaseSettings:

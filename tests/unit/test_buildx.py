@@ -60,6 +60,8 @@ def test_context_is_last_and_command_first() -> None:
         ({"output": "type=oci,dest=a.tar"}, ["--output", "type=oci,dest=a.tar"]),
         ({"metadata_file": Path("/tmp/m.json")}, ["--metadata-file", "/tmp/m.json"]),
         ({"dockerfile": "other/Dockerfile"}, ["--file", "other/Dockerfile"]),
+        ({"pull": True}, ["--pull"]),
+        ({"provenance": "mode=max"}, ["--provenance", "mode=max"]),
     ],
 )
 def test_each_flag(changes: dict[str, object], expected: list[str]) -> None:
@@ -82,6 +84,7 @@ def test_flags_absent_by_default() -> None:
         "--output",
         "--metadata-file",
         "--pull",
+        "--provenance",
     ):
         assert flag not in args
 
@@ -146,6 +149,17 @@ def test_build_args_from_options(variant: str, node: str, base: str) -> None:
     assert args["IMAGE_REVISION"] == "a" * 40
 
 
+def test_the_base_is_pinned_to_its_resolved_digest_and_labelled() -> None:
+    digest = "sha256:" + "c" * 64
+    args = build_args(BuildOptions("slim", "18", "9.8.7", base_digest=digest), META)
+    assert args["BASE_IMAGE"] == f"node:18-bookworm-slim@{digest}"
+    assert args["IMAGE_BASE_NAME"] == "docker.io/library/node:18-bookworm-slim"
+    assert args["IMAGE_BASE_DIGEST"] == digest
+    unresolved = build_args(BuildOptions("alpine", "22", "9.8.7"), META)  # a --dry-run
+    assert unresolved["BASE_IMAGE"] == "node:22-alpine"
+    assert unresolved["IMAGE_BASE_DIGEST"] == ""
+
+
 def test_make_spec_carries_every_option() -> None:
     options = BuildOptions(
         "slim",
@@ -157,9 +171,18 @@ def test_make_spec_carries_every_option() -> None:
         cache_to=("type=inline",),
         no_cache=True,
     )
-    args = buildx_argv(make_spec(options, META, TAGS, load=True))
-    for expected in ("--builder", "--secret", "--cache-from", "--cache-to", "--no-cache", "--load"):
+    args = buildx_argv(make_spec(options, META, TAGS, load=True, pull=True, provenance="mode=max"))
+    for expected in (
+        "--builder",
+        "--secret",
+        "--cache-from",
+        "--cache-to",
+        "--no-cache",
+        "--load",
+        "--pull",
+    ):
         assert expected in args
+    assert args[args.index("--provenance") + 1] == "mode=max"
 
 
 @pytest.mark.parametrize(

@@ -182,3 +182,40 @@ def test_multi_platform_load_needs_the_containerd_store() -> None:
         preflight.multi_platform_load(both, CLASSIC_STORE)
     assert err.value.code == ExitCode.ENVIRONMENT
     assert "containerd-snapshotter" in err.value.message  # names the fix
+
+
+def test_a_release_needs_a_builder_that_keeps_attestations() -> None:
+    from agentimage import preflight
+    from agentimage.errors import ExitCode
+
+    preflight.attestations("", CONTAINERD_STORE)
+    preflight.attestations("remote-buildkit", CLASSIC_STORE)  # its own store: buildx decides
+    with pytest.raises(AgentImageError, match="provenance attestations") as err:
+        preflight.attestations("", CLASSIC_STORE)
+    assert err.value.code == ExitCode.ENVIRONMENT
+    assert "containerd-snapshotter" in err.value.message
+
+
+@pytest.mark.parametrize(
+    ("ref", "qualified"),
+    [
+        ("node:18-bookworm-slim", "docker.io/library/node:18-bookworm-slim"),
+        ("node", "docker.io/library/node"),
+        ("library/node:18", "docker.io/library/node:18"),
+        ("index.docker.io/library/node:18", "docker.io/library/node:18"),
+        ("127.0.0.1:5000/library/node:18", "127.0.0.1:5000/library/node:18"),
+        ("ghcr.io/org/base@sha256:ab", "ghcr.io/org/base@sha256:ab"),
+    ],
+)
+def test_qualified_image_is_dockers_full_spelling(ref: str, qualified: str) -> None:
+    assert config.qualified_image(ref) == qualified
+
+
+def test_the_local_base_digest_is_the_one_it_was_pulled_by() -> None:
+    from agentimage import preflight
+
+    digest = "sha256:" + "d" * 64
+    attrs = {"RepoDigests": ["127.0.0.1:5000/library/node@sha256:aa", f"node@{digest}"]}
+    assert preflight.local_digest("node:18-bookworm-slim", attrs) == digest
+    assert preflight.local_digest("docker.io/library/node:18", attrs) == digest
+    assert preflight.local_digest("node:18", {"RepoDigests": []}) == ""  # built here: ask

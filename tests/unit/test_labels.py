@@ -8,6 +8,7 @@ from pathlib import Path
 from agentimage.labels import (
     LABEL_BUILD_ARGS,
     ImageMetadata,
+    base_build_args,
     label_build_args,
     labels_from_build_args,
     mismatched_labels,
@@ -78,9 +79,12 @@ def test_label_build_args_are_what_the_dockerfile_labels_from() -> None:
 
 
 def test_labels_from_build_args_reads_every_label_from_its_arg() -> None:
-    args = {**label_build_args(META), "CLAUDE_CODE_VERSION": "9.8.7"}
+    base = base_build_args("docker.io/library/node:18-bookworm-slim", "sha256:" + "b" * 64)
+    args = {**label_build_args(META), **base, "CLAUDE_CODE_VERSION": "9.8.7"}
     assert labels_from_build_args(args) == {
         **oci_labels(META),
         "io.agentgate.image.variant": "slim",
         "io.agentgate.image.claude-code-version": "9.8.7",
+        "org.opencontainers.image.base.name": "docker.io/library/node:18-bookworm-slim",
+        "org.opencontainers.image.base.digest": "sha256:" + "b" * 64,
     }

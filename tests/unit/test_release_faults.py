@@ -115,7 +115,7 @@ def test_rollback_keeps_work_done_while_the_release_ran(published, monkeypatch) 
 
     rejected = git.GitCommandError(["git", "push"], 1, "! [remote rejected] main (hook declined)")
     _fail_at(monkeypatch, "push", rejected, before=edit)
-    with pytest.raises(AgentImageError, match="git and VERSION were restored"):
+    with pytest.raises(AgentImageError, match=r"git, VERSION and CHANGELOG\.md were restored"):
         _record(work, result, registry)
     assert git_run("rev-parse", "HEAD") == start
     assert git_run("tag", "--list") == ""

@@ -104,7 +104,7 @@ def test_dry_run_reports_the_newest_release_each_line_can_run_and_changes_nothin
     before = clone.state()
     dockerfile = (clone.path / "docker" / "Dockerfile.agent").read_bytes()
     result = clone.invoke("update-cli", "--dry-run")
-    assert result.returncode == 10, result.stderr
+    assert result.returncode == 12, result.stderr
     out = result.stdout.splitlines()
     assert f"node 18: {CLI} 1.0.0 -> 1.1.0" in out
     assert f"node 16: {CLI} 1.0.0 (up to date)" in out  # 1.1.0 needs Node >= 18
@@ -120,7 +120,7 @@ def test_dry_run_reports_the_newest_release_each_line_can_run_and_changes_nothin
 
 def test_update_moves_the_pins_and_a_rerun_finds_nothing_to_do(clone: CliRepo) -> None:
     result = clone.invoke("update-cli")
-    assert result.returncode == 10, result.stderr
+    assert result.returncode == 12, result.stderr
     assert result.stdout.splitlines()[-1] == "updated 2 pins in the Dockerfile"
     assert pins(clone) == {"16": "1.0.0", "18": "1.1.0", "30": "1.2.0"}
     assert clone.git("status", "--porcelain") == "M docker/Dockerfile.agent"
@@ -145,7 +145,7 @@ def test_a_pin_newer_than_every_qualifying_release_is_kept(clone: CliRepo) -> No
 def test_an_unreachable_registry_changes_nothing(clone: CliRepo) -> None:
     before = clone.state()
     result = clone.invoke("update-cli", npm_config_registry="http://127.0.0.1:9/")
-    assert result.returncode == 11
+    assert result.returncode == 13
     line = one_line_error(result)
     assert f"asking the npm registry about {CLI} failed (" in line
     assert "ECONNREFUSED" in line
