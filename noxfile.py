@@ -66,6 +66,7 @@ def shellcheck(session: nox.Session) -> None:
 def unit(session: nox.Session) -> None:
     """Unit tests: no Docker; npm only on loopback (a verdaccio, installed once)."""
     _install_test(session)
+    session.install("-e", ".[kubernetes]")
     session.run("pytest", "tests/unit", *session.posargs)
 
 
