@@ -21,7 +21,7 @@ from agentimage import (
     gitinfo,
     lines,
     preflight,
-    supplychain,
+    releaseverify,
     versioning,
 )
 from agentimage import release as releasing
@@ -386,7 +386,7 @@ def verify_release(
         repository = config.image_repository(
             str(c.config.image.name), config.check_registry(target)
         )
-        report = supplychain.verify_release(
+        report = releaseverify.verify_release(
             ROOT,
             tag,
             repository,

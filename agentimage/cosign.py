@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from agentimage import proc
 from agentimage.errors import AgentImageError, ExitCode
 
 COSIGN = "cosign"
@@ -182,3 +183,31 @@ def tool_missing() -> AgentImageError:
         "apt-get install cosign/trixie (scripts/provision-release-tools.sh)",
         ExitCode.ENVIRONMENT,
     )
+
+
+def open_signing_key(signing_key: str, public_key: str) -> tuple[str, str]:
+    """(key reference, its public key PEM), or ("", "") without a key. cosign opens the key
+    here (its password from COSIGN_PASSWORD), so a wrong key or password stops the release
+    before anything is built; a key that is not `public_key`'s private half is refused."""
+    if not signing_key:
+        return "", ""
+    key = check_key(signing_key)
+    try:
+        opened = proc.run(public_key_argv(key), timeout=60)
+    except proc.CommandNotFound:
+        raise tool_missing() from None
+    if not opened.ok:
+        raise AgentImageError(
+            f"cosign cannot open the signing key {signing_key} ({opened.detail}); "
+            "set COSIGN_PASSWORD to its password, or pass the right key",
+        )
+    pem = opened.stdout
+    if public_key:
+        expected = check_public_key(public_key).read_text(encoding="utf-8")
+        if not same_key(pem, expected):
+            raise AgentImageError(
+                f"the signing key {signing_key} is not the one whose public half is "
+                f"{public_key} (release.public_key); sign with the release key or "
+                "publish its cosign.pub",
+            )
+    return key, pem

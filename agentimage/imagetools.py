@@ -252,11 +252,11 @@ class Registry:
         public_key: Path | None,
         expected: object,
     ) -> list[str]:
-        """Labels, provenance, signatures and SBOMs of repository@digest (supplychain)."""
-        from agentimage import supplychain  # it builds on this class
+        """Labels, provenance, signatures and SBOMs of repository@digest (releaseverify)."""
+        from agentimage import releaseverify  # it builds on this class
 
-        assert isinstance(expected, supplychain.Expected)
-        return supplychain.verify_image(self, repository, digest, public_key, expected)
+        assert isinstance(expected, releaseverify.Expected)
+        return releaseverify.verify_image(self, repository, digest, public_key, expected)
 
 
 def parse_platform_images(text: str, ref: str = "") -> list[tuple[str, str]]:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import git
 
-from agentimage import gitinfo, gitrun, versioning
+from agentimage import changelog, gitinfo, gitrun, versioning
 from agentimage.errors import AgentImageError, ExitCode
 
 RELEASE_SUBJECT = re.compile(r"^release: v(?P<version>\S+)$")
@@ -152,3 +152,22 @@ def release_of_tag(repo: git.Repo, tag: str, made_by: str) -> tuple[git.Commit, 
             ExitCode.GIT_STATE,
         )
     return found
+
+
+def check_changelog(root: Path, tag: str) -> None:
+    """The release writes its own CHANGELOG.md section; one already there is refused."""
+    path = root / changelog.CHANGELOG_FILE
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return
+    except (OSError, UnicodeDecodeError) as exc:
+        raise AgentImageError(
+            f"{path.name} cannot be read ({exc}); fix the file", ExitCode.GIT_STATE
+        ) from exc
+    if changelog.has_section(text, tag):
+        raise AgentImageError(
+            f"{path.name} already has a section for {tag}; remove it (the release writes it "
+            "from the commits) and commit",
+            ExitCode.GIT_STATE,
+        )

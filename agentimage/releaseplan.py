@@ -5,7 +5,6 @@ or is collected (a dry run shows them all after the plan).
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -20,17 +19,17 @@ from agentimage import (
     gitinfo,
     imagebuild,
     lines,
-    proc,
-    supplychain,
+    releasestate,
     versioning,
     vulnscan,
 )
 from agentimage.config import image_repository
 from agentimage.errors import AgentImageError, ExitCode
-from agentimage.imagetools import Registry, RemoteImage
+from agentimage.imagetools import Registry
 from agentimage.labels import Identity
 from agentimage.releaseguards import (
     VERSION_FILE,
+    check_changelog,
     check_clean_branch,
     check_remote,
     check_tag_agrees,
@@ -39,7 +38,7 @@ from agentimage.releaseguards import (
     resolve_bump,
     tag_signing,
 )
-from agentimage.tags import ReleaseTags, floating_candidates, release_tags, sha_tag, version_tag
+from agentimage.tags import ReleaseTags, release_tags, sha_tag, version_tag
 
 T = TypeVar("T")
 
@@ -177,54 +176,6 @@ class Preconditions:
             return None
 
 
-def floating_state(registry: Registry, plan: ReleasePlan) -> dict[str, RemoteImage]:
-    """What the line's floating tags (X.Y, X, latest, ...) name now; their version labels
-    decide what may move."""
-    found = {}
-    for tag, _ in floating_candidates(plan.version, plan.suffix, plan.default):
-        image = registry.inspect(plan.ref(tag))
-        if image is not None:
-            found[tag] = image
-    return found
-
-
-def published_image(registry: Registry, plan: ReleasePlan) -> tuple[str, bool]:
-    """(digest to release, whether vX.Y.Z already names it). A vX.Y.Z naming another
-    image than this commit's sha-<7> is refused: released tags are immutable.
-
-    sha-<7> counts only when it names an index (the image with its provenance) built from
-    the source commit: docker pushes an index's children to the tag too, so an interrupted
-    push can leave it naming an attestation manifest or a bare platform image; the release
-    then pushes the image again."""
-    pushed = registry.inspect(plan.test_ref)
-    if pushed is not None and (pushed.revision != plan.source_sha or not pushed.platforms):
-        pushed = None
-    released = registry.inspect(plan.ref(plan.version_tag))
-    if released is None:
-        return (pushed.digest if pushed else ""), False
-    if pushed is None or pushed.digest != released.digest:
-        raise AgentImageError(
-            f"{plan.ref(plan.version_tag)} already exists in the registry with another "
-            "image; released tags are immutable, bump to a later version",
-            ExitCode.REGISTRY,
-        )
-    return released.digest, True
-
-
-def registry_state(plan: ReleasePlan, registry: Registry, git_tags: list[str]) -> ReleasePlan:
-    """What the registry holds for this line's release, and the floating tags that may move."""
-    digest, published = published_image(registry, plan)
-    floating = floating_state(registry, plan)
-    existing = git_tags + [image.version for image in floating.values() if image.version]
-    tags = release_tags(plan.version, plan.source_sha, existing, plan.suffix, plan.default)
-    done = bool(digest) and all(
-        tag in floating and floating[tag].digest == digest for tag in tags.floating
-    )
-    return replace(
-        plan, pushed_digest=digest, version_published=published, tags=tags, floating_done=done
-    )
-
-
 def git_release_tags(repo: git.Repo) -> list[str]:
     return [t[1:] for t in gitinfo.all_release_tags(repo)]
 
@@ -241,7 +192,8 @@ def plan_base(
     repository = image_repository(settings.image_name, settings.registry if settings.push else "")
     git_tags = git_release_tags(repo)
     line = settings.build.line
-    key, public_key = signing(settings)
+    signing_key = settings.signing_key if settings.push else ""  # no push: nothing to sign
+    key, public_key = cosign.open_signing_key(signing_key, settings.public_key)
     plan = ReleasePlan(
         current=current,
         version=version,
@@ -274,59 +226,6 @@ def line_plan(plan: ReleasePlan, line: str, git_tags: list[str]) -> ReleasePlan:
 def each_line(plan: ReleasePlan, change: Callable[[ReleasePlan], ReleasePlan]) -> ReleasePlan:
     """`change` applied to the plan of every line."""
     return replace(change(plan), others=tuple(change(other) for other in plan.others))
-
-
-def lines_registry_state(plan: ReleasePlan, registry: Registry, git_tags: list[str]) -> ReleasePlan:
-    """registry_state of every line."""
-    return each_line(plan, lambda one: registry_state(one, registry, git_tags))
-
-
-def supply_state(plan: ReleasePlan, registry: Registry) -> ReleasePlan:
-    """Whether the already pushed image carries its SBOM (signed, with a key) and verifies:
-    then a re-run does not sign or attest again."""
-    if not plan.pushed_digest:
-        return plan
-    expected = supplychain.Expected(str(plan.version), plan.source_sha)
-    with tempfile.TemporaryDirectory(prefix="agentimage-") as tmp:
-        public_key = None
-        if plan.signing_key:
-            public_key = Path(tmp) / "cosign.pub"
-            public_key.write_text(plan.public_key)
-        try:
-            registry.verify(plan.repository, plan.pushed_digest, public_key, expected)
-        except AgentImageError as exc:
-            if exc.code != ExitCode.SUPPLY_CHAIN:
-                raise
-            return plan
-    return replace(plan, supply_done=True)
-
-
-def signing(settings: ReleaseSettings) -> tuple[str, str]:
-    """(key reference, its public key PEM), or ("", "") without a key. cosign opens the key
-    here (its password from COSIGN_PASSWORD), so a wrong key or password stops the release
-    before anything is built."""
-    if not settings.signing_key or not settings.push:
-        return "", ""
-    key = cosign.check_key(settings.signing_key)
-    try:
-        opened = proc.run(cosign.public_key_argv(key), timeout=60)
-    except proc.CommandNotFound:
-        raise cosign.tool_missing() from None
-    if not opened.ok:
-        raise AgentImageError(
-            f"cosign cannot open the signing key {settings.signing_key} ({opened.detail}); "
-            "set COSIGN_PASSWORD to its password, or pass the right key",
-        )
-    pem = opened.stdout
-    if settings.public_key:
-        expected = cosign.check_public_key(settings.public_key).read_text(encoding="utf-8")
-        if not cosign.same_key(pem, expected):
-            raise AgentImageError(
-                f"the signing key {settings.signing_key} is not the one whose public half is "
-                f"{settings.public_key} (release.public_key); sign with the release key or "
-                "publish its cosign.pub",
-            )
-    return key, pem
 
 
 def plan_release(
@@ -376,27 +275,9 @@ def with_registry(
     guards.check(registry.check_access, plan.repository, plan.version_tag)
     if len(guards.failed) > failed:
         return plan
-    found = guards.check(lines_registry_state, plan, registry, git_release_tags(repo)) or plan
-    return each_line(found, lambda one: supply_state(one, registry))
-
-
-def check_changelog(root: Path, tag: str) -> None:
-    """The release writes its own CHANGELOG.md section; one already there is refused."""
-    path = root / changelog.CHANGELOG_FILE
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return
-    except (OSError, UnicodeDecodeError) as exc:
-        raise AgentImageError(
-            f"{path.name} cannot be read ({exc}); fix the file", ExitCode.GIT_STATE
-        ) from exc
-    if changelog.has_section(text, tag):
-        raise AgentImageError(
-            f"{path.name} already has a section for {tag}; remove it (the release writes it "
-            "from the commits) and commit",
-            ExitCode.GIT_STATE,
-        )
+    git_tags = git_release_tags(repo)
+    found = guards.check(releasestate.lines_registry_state, plan, registry, git_tags) or plan
+    return each_line(found, lambda one: releasestate.supply_state(one, registry))
 
 
 def _refuse_local_tag(tag: str) -> None:
@@ -438,10 +319,10 @@ def plan_resume(
     remote_has = check_remote(root, repo, plan.remote, plan.branch, plan.git_tag, plan.release_sha)
     registry.check_access(plan.repository, plan.version_tag)
     plan = each_line(
-        lines_registry_state(plan, registry, git_release_tags(repo)),
+        releasestate.lines_registry_state(plan, registry, git_release_tags(repo)),
         lambda one: replace(one, remote_has_release=remote_has),
     )
-    plan = each_line(plan, lambda one: supply_state(one, registry))
+    plan = each_line(plan, lambda one: releasestate.supply_state(one, registry))
     if not plan.pushed_digest:
         if remote_has:
             raise AgentImageError(

@@ -12,7 +12,8 @@ For every pushed digest (an index, and each platform image in it):
            back from the registry and checked against the labels, before git records the
            release and before any tag (vX.Y.Z, then the floating ones) names the image.
 
-`invoke verify-release vX.Y.Z` runs the same verification against a published release.
+The verification itself, also what `invoke verify-release vX.Y.Z` runs against a published
+release, is releaseverify.py.
 """
 
 from __future__ import annotations
@@ -21,15 +22,12 @@ import json
 import os
 import platform as host
 from collections.abc import Callable
-from dataclasses import dataclass
 from importlib import metadata as package_metadata
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from agentimage import cosign, gitinfo, sbom, vulnscan
+from agentimage import cosign, releaseverify, sbom, vulnscan
 from agentimage.errors import AgentImageError, ExitCode
-from agentimage.imagetools import Registry, RemoteImage
-from agentimage.releaseguards import release_of_tag
 from agentimage.tags import sha_tag
 
 if TYPE_CHECKING:
@@ -242,7 +240,7 @@ def verify(ctx: Context) -> None:
     if plan.signing_key:
         public_key = public_key_path(ctx)
         ctx.runner.write_text(public_key, plan.public_key, "the public half of the signing key")
-    expected = Expected(
+    expected = releaseverify.Expected(
         version=str(plan.version),
         revision=plan.source_sha,
         cli_version=ctx.settings.build.claude_code_version,
@@ -250,182 +248,3 @@ def verify(ctx: Context) -> None:
     )
     for line in ctx.registry.verify(plan.repository, ctx.digest, public_key, expected):
         ctx.runner.say(line)
-
-
-@dataclass(frozen=True)
-class Expected:
-    """What the labels, signatures and SBOMs of a release must agree with."""
-
-    version: str  # X.Y.Z
-    revision: str  # the source commit
-    cli_version: str = ""  # "" (verify-release): the image's own label is the reference
-    platforms: tuple[str, ...] = ()  # () (verify-release): whatever the index holds
-
-
-def _fail(message: str) -> AgentImageError:
-    return AgentImageError(message, ExitCode.SUPPLY_CHAIN)
-
-
-def check_labels(ref: str, image: RemoteImage | None, expected: Expected) -> RemoteImage:
-    if image is None:
-        raise _fail(f"{ref} is not in the registry; publish the release first")
-    wrong = []
-    if image.version != expected.version:
-        wrong.append(f"version label {image.version or '(none)'!r}, expected {expected.version}")
-    if image.revision != expected.revision:
-        wrong.append(f"revision label {image.revision[:12] or '(none)'}, expected "
-                     f"{expected.revision[:12]}")  # fmt: skip
-    if expected.cli_version and image.cli_version != expected.cli_version:
-        wrong.append(f"CLI label {image.cli_version or '(none)'}, expected {expected.cli_version}")
-    if not image.base_digest.startswith("sha256:") or not image.base_name:
-        wrong.append("no base.name/base.digest labels")
-    if wrong:
-        raise _fail(f"{ref} has {'; '.join(wrong)}: it is not the image this release built")
-    return image
-
-
-def check_provenance(ref: str, provenance: dict[str, dict[str, object]], image: RemoteImage,
-                     platforms: list[str]) -> list[str]:  # fmt: skip
-    """Each platform has SLSA provenance whose materials include the labelled base digest."""
-    lines = []
-    keyed = provenance if set(provenance) != {""} else dict.fromkeys(platforms, provenance[""])
-    base = image.base_digest.removeprefix("sha256:")
-    for platform in platforms:
-        predicate = keyed.get(platform)
-        if not predicate:
-            raise _fail(
-                f"{ref} carries no provenance for {platform}; it was not built by invoke "
-                "release (which builds with --provenance mode=max)"
-            )
-        materials = predicate.get("materials") or []
-        digests = {
-            str((m.get("digest") or {}).get("sha256", ""))
-            for m in materials  # type: ignore[union-attr]
-            if isinstance(m, dict) and str(m.get("uri", "")).startswith("pkg:docker/")
-        }
-        if base not in digests:
-            raise _fail(
-                f"the provenance of {ref} ({platform}) does not name the base image its "
-                f"base.digest label names ({image.base_digest}): the label is not what FROM used"
-            )
-        lines.append(
-            f"  provenance {platform}: SLSA ({predicate.get('buildType', '?')}), base "
-            f"{image.base_name}@{image.base_digest}"
-        )
-    return lines
-
-
-def check_sbom(where: str, summary: sbom.Summary, cli_version: str) -> str:
-    if summary.cli_version != cli_version or not summary.node_version or not summary.os_packages:
-        raise _fail(
-            f"the SBOM on {where} names Claude Code {summary.cli_version or '(none)'} "
-            f"(the image has {cli_version}), Node.js {summary.node_version or '(none)'} and "
-            f"{summary.os_packages} OS packages: it does not describe this image"
-        )
-    return (
-        f"  sbom       {summary.platform}: CycloneDX, {summary.components} components: "
-        f"claude-code {summary.cli_version}, node {summary.node_version}, "
-        f"{summary.os_packages} OS packages"
-    )
-
-
-def _sboms_by_platform(
-    ref: str, statements: list[cosign.Statement], subject: str
-) -> dict[str, sbom.Summary]:
-    found = {}
-    for statement in statements:
-        if statement.predicate_type != cosign.SBOM_PREDICATE or subject not in statement.subjects:
-            continue
-        summary = sbom.summarize(json.dumps(statement.predicate))
-        found[summary.platform] = summary
-    if not found:
-        raise _fail(f"{ref} carries no signed CycloneDX SBOM; re-run invoke release to attach it")
-    return found
-
-
-def verify_image(
-    registry: Registry,
-    repository: str,
-    digest: str,
-    public_key: Path | None,
-    expected: Expected,
-) -> list[str]:
-    """Labels, provenance, signatures and SBOMs of repository@digest; lines saying what was
-    verified. Raises (exit 10) at the first thing missing or wrong. A dry run only lists the
-    reads."""
-    ref = f"{repository}@{digest}"
-    image = registry.inspect(ref)
-    platform_images = registry.platform_images(ref, expected.platforms)
-    provenance = registry.provenance(ref)
-    refs = [(p, f"{repository}@{d}", d) for p, d in platform_images]
-    if public_key is not None:
-        signed = [
-            (ref, registry.signatures(ref, public_key, _annotations(expected)), digest),
-            *(
-                (r, registry.signatures(r, public_key, _annotations(expected)), d)
-                for _, r, d in refs
-            ),
-        ]
-        index_sboms = registry.attestations(ref, public_key)
-        own_sboms = [(p, r, d, registry.attestations(r, public_key)) for p, r, d in refs]
-    else:
-        attached = [(p, r, registry.attached_sbom(r)) for p, r, _ in refs]
-    if getattr(registry.runner, "dry", False):
-        return []
-    image = check_labels(ref, image, expected)
-    platforms = [p for p, _ in platform_images]
-    missing = sorted(set(expected.platforms) - set(platforms))
-    if missing:
-        raise _fail(f"{ref} lacks the platforms {', '.join(missing)}; check the push")
-    lines = check_provenance(ref, provenance, image, platforms)
-    if public_key is None:
-        for platform, where, text in attached:
-            summary = sbom.summarize(text)
-            if summary.platform != platform:
-                raise _fail(f"the SBOM attached to {where} describes {summary.platform or '?'}")
-            lines.append(check_sbom(where, summary, image.cli_version) + " (unsigned)")
-        return lines
-    for where, digests, wanted in signed:
-        if wanted not in digests:
-            raise _fail(f"no signature on {where} verifies with {public_key}")
-    lines.insert(
-        0,
-        f"  signature  {ref} and {len(refs)} platform image(s): verified with {public_key} "
-        f"(version {expected.version}, revision {expected.revision[:12]})",
-    )
-    on_index = _sboms_by_platform(ref, index_sboms, digest)
-    for platform, where, wanted, statements in own_sboms:
-        own = _sboms_by_platform(where, statements, wanted).get(platform)
-        if own is None or platform not in on_index:
-            raise _fail(f"no signed SBOM for {platform} on {where} and on {ref}")
-        check_sbom(ref, on_index[platform], image.cli_version)
-        lines.append(check_sbom(where, own, image.cli_version) + " (signed, also on the index)")
-    return lines
-
-
-def _annotations(expected: Expected) -> dict[str, str]:
-    return {
-        cosign.VERSION_ANNOTATION: expected.version,
-        cosign.REVISION_ANNOTATION: expected.revision,
-    }
-
-
-def verify_release(
-    root: Path, tag: str, repository: str, public_key: Path, registry: Registry
-) -> list[str]:
-    """`invoke verify-release vX.Y.Z`: the published release's labels agree with its git tag
-    (version, source commit), and its signatures, SBOMs and provenance verify."""
-    found = release_of_tag(gitinfo.open_repo(root), tag, "invoke release")
-    commit, version = found
-    ref = f"{repository}:{tag}"
-    image = registry.inspect(ref)
-    if image is None:
-        raise _fail(f"{ref} is not in the registry; publish it (invoke release --publish-only)")
-    expected = Expected(str(version), commit.parents[0].hexsha)
-    lines = registry.verify(repository, image.digest, public_key, expected)
-    return [
-        f"verified {tag}: {repository}@{image.digest}",
-        f"  labels     version {version}, revision {expected.revision[:12]} (the commit "
-        f"{tag}^ of git), base {image.base_name}",
-        *lines,
-    ]

@@ -16,7 +16,7 @@ import pytest
 from git_helpers import make_repo
 from release_helpers import REPOSITORY, plan, pushed, settings
 
-from agentimage import cosign, release, releaseplan, sbom, supplychain, vulnscan
+from agentimage import cosign, release, releaseplan, releaseverify, sbom, vulnscan
 from agentimage.errors import AgentImageError, ExitCode
 from agentimage.imagetools import RemoteImage, parse_platform_images, parse_provenance
 
@@ -306,11 +306,11 @@ def published(tmp_path: Path) -> PublishedRegistry:
     return PublishedRegistry(sbom.document(contents, SUBJECT, "0.1.0"))
 
 
-EXPECTED = supplychain.Expected("0.2.0", "c" * 40, "9.8.7", ("linux/amd64",))
+EXPECTED = releaseverify.Expected("0.2.0", "c" * 40, "9.8.7", ("linux/amd64",))
 
 
 def verify(registry: PublishedRegistry, public_key: Path | None = Path("k.pub")) -> list[str]:
-    return supplychain.verify_image(registry, REPOSITORY, "sha256:index", public_key, EXPECTED)  # type: ignore[arg-type]
+    return releaseverify.verify_image(registry, REPOSITORY, "sha256:index", public_key, EXPECTED)  # type: ignore[arg-type]
 
 
 def test_a_complete_release_verifies(published: PublishedRegistry) -> None:
