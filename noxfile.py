@@ -4,8 +4,8 @@
 multi-arch sessions need a Docker Engine with buildx (see scripts/provision.sh for bare hosts).
 Every pytest session sets AGENTGATE_NO_SKIPS=1 (tests/conftest.py): a test that cannot run
 here fails the session instead of skipping, so no session passes with tests that never ran.
-The image and e2e sessions run once per Node line of docker/Dockerfile.agent (`nox -s image`
-runs every line, `nox -s "image(node<line>)"` one).
+The image, e2e and security sessions run once per Node line of docker/Dockerfile.agent
+(`nox -s image` runs every line, `nox -s "image(node<line>)"` one).
 """
 
 from __future__ import annotations
@@ -133,9 +133,11 @@ def e2e(session: nox.Session, line: str) -> None:
 
 
 @nox.session(default=False)
-def security(session: nox.Session) -> None:
-    """The red-team suite: each attack on the sandbox performed, and shown to fail."""
-    _sandbox_suite(session, "tests/security")
+@nox.parametrize("line", LINES.names, ids=LINE_IDS)
+def security(session: nox.Session, line: str) -> None:
+    """The red-team suite against the image of a Node line: each attack on the sandbox
+    performed, and shown to fail."""
+    _sandbox_suite(session, "tests/security", line)
 
 
 @nox.session(default=False)
@@ -185,11 +187,7 @@ def leftovers(session: nox.Session) -> None:
     session.run("pytest", "tests/leftovers", *session.posargs, env=env)
 
 
-# The image session runs for every Node line. The e2e session runs for the default line
-# only: on the current line's CLI (2.1.33x) the image's managed policy
-# allowManagedPermissionRulesOnly also discards the operator's --allowedTools, so every
-# turn that uses a tool is denied (README, "Known gaps of the current line"); `nox -s e2e`
-# runs both lines and shows it.
+# The image, e2e and security sessions run for every Node line (`nox -s e2e` is both lines).
 VERIFY_SESSIONS = [
     "inventory",
     "lint",
@@ -197,7 +195,7 @@ VERIFY_SESSIONS = [
     "unit",
     "image",
     "gateway",
-    f"e2e({LINE_IDS[0]})",
+    "e2e",
     "security",
     "release",
     "multiarch",

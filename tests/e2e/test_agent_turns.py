@@ -76,6 +76,27 @@ def test_write_turn_creates_a_file_owned_by_the_workspace_owner(
     assert "hello.txt" in result_text(result)
 
 
+def test_accept_edits_mode_lets_a_turn_write_without_allowed_tools(
+    sandboxes: Sandboxes, double: ApiDouble, workspace: Path
+) -> None:
+    """The operator's --permission-mode survives the image's policy on every line."""
+    double.play(
+        Conversation(
+            [
+                reply(tool("Write", file_path="/workspace/mode.txt", content="accepted\n")),
+                reply(text("Written.")),
+            ]
+        )
+    )
+    sandbox = sandboxes.start(str(workspace))
+
+    turn = sandbox.turn("write it", "--permission-mode", "acceptEdits")
+
+    assert turn.ok, str(turn)
+    assert turn.result["permission_denials"] == [], turn.result["permission_denials"]
+    assert (workspace / "mode.txt").read_text() == "accepted\n"
+
+
 def test_read_then_edit_turn_changes_an_existing_file(
     sandboxes: Sandboxes, double: ApiDouble, make_workspace
 ) -> None:
@@ -181,11 +202,15 @@ def test_stream_json_lines_parse_and_the_result_closes_the_stream(
 
     assert turn.code == 0, str(turn)
     events = [json.loads(line) for line in turn.stdout.splitlines() if line.strip()]
-    init = events[0]
-    assert (init["type"], init["subtype"]) == ("system", "init"), init
+    # The first event of the session is its init; the 2.1.33x CLI may send other system
+    # events (ui_invalidate) before it, never a message.
+    kinds = [e["type"] for e in events]
+    inits = [i for i, e in enumerate(events) if (e["type"], e.get("subtype")) == ("system", "init")]
+    assert len(inits) == 1, kinds
+    assert set(kinds[: inits[0]]) <= {"system"}, kinds
+    init = events[inits[0]]
     assert {"Write", "Read", "Edit", "Bash"} <= set(init["tools"]), init["tools"]
     assert init["cwd"] == "/workspace"
-    kinds = [e["type"] for e in events]
     assert kinds.count("result") == 1, kinds
     assert kinds[-1] == "result", kinds
     assert {"assistant", "user"} <= set(kinds), kinds  # the tool call and its result

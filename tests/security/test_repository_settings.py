@@ -4,13 +4,15 @@ Claude Code reads settings from the project (.claude/settings.json, .claude/sett
 .mcp.json) and, with `-p`, shows no trust prompt. A hostile repository uses them to redirect the
 API (env ANTHROPIC_BASE_URL, HTTPS_PROXY: the key goes along in x-api-key) or to run its own
 commands with the key in their environment (hooks, MCP servers, apiKeyHelper), or to grant the
-agent tools the operator did not allow (permissions). Two image settings close all of it: the
-managed settings in /etc/claude-code (no hooks, MCP servers, permission rules or helper commands
-but managed ones) and CLAUDE_CODE_PROVIDER_MANAGED_BY_HOST=1 (endpoint, keys and proxies only
-from the container's environment).
+agent tools the operator did not allow (permissions). Image settings close all of it: the
+managed settings in /etc/claude-code (no hooks, MCP servers or helper commands but managed
+ones; on the default line, whose CLI is frozen, no permission rules but managed ones either),
+CLAUDE_CODE_PROVIDER_MANAGED_BY_HOST=1 (endpoint, keys and proxies only from the container's
+environment) and, for the newer line's CLI, CLAUDE_CODE_IGNORE_PERSISTED_TRUST=1 (a trust
+record in ~/.claude.json does not count, so the workspace's settings are not read).
 
-Every attack runs twice: in the image as built (it must fail), and with both defences removed
-(an empty managed-settings file mounted over the image's, the variable unset), where it must
+Every attack runs twice: in the image as built (it must fail), and with the defences removed
+(an empty managed-settings file mounted over the image's, the variables unset), where it must
 succeed, so the test shows that the defences are what stops it.
 """
 
@@ -96,13 +98,21 @@ TRUSTED = {"permissions-allow-bash"}
 
 
 def unprotected(tmp_path: Path) -> dict:
-    """Sandbox overrides that remove both defences: the positive control."""
-    empty = tmp_path / "empty-managed-settings.json"
+    """Sandbox overrides that remove the defences: the positive control. An empty directory
+    of managed settings replaces the image's (managed-settings.json and the drop-ins of
+    managed-settings.d a line stage adds)."""
+    managed = tmp_path / "empty-managed-settings"
+    managed.mkdir()
+    managed.chmod(0o755)
+    empty = managed / "managed-settings.json"
     empty.write_text("{}\n")
     empty.chmod(0o644)
     return {
-        "volumes": {str(empty): {"bind": "/etc/claude-code/managed-settings.json", "mode": "ro"}},
-        "environment": {"CLAUDE_CODE_PROVIDER_MANAGED_BY_HOST": ""},
+        "volumes": {str(managed): {"bind": "/etc/claude-code", "mode": "ro"}},
+        "environment": {
+            "CLAUDE_CODE_PROVIDER_MANAGED_BY_HOST": "",
+            "CLAUDE_CODE_IGNORE_PERSISTED_TRUST": "",
+        },
     }
 
 

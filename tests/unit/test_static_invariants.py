@@ -23,6 +23,7 @@ DOCKERIGNORE = REPO / ".dockerignore"
 COMPOSE = REPO / "docker-compose.yml"
 
 FS_CHANGING = {"RUN", "COPY", "ADD"}
+MANAGED_DROP_INS = "/etc/claude-code/managed-settings.d/"
 
 
 @dataclass(frozen=True)
@@ -230,8 +231,12 @@ def test_each_line_stage_hands_its_pin_to_the_builder_and_the_label(dockerfile_t
     line_stages = {name: body for name, body in named.items() if re.fullmatch(r"node\d+", name)}
     assert line_stages, "no node<line> stage"
     for name, body in line_stages.items():
-        assert [ins.keyword for ins in body] == ["FROM", "ARG", "ENV"], name
+        # After the pin, a line may only add managed-settings drop-ins its CLI needs.
+        assert [ins.keyword for ins in body[:3]] == ["FROM", "ARG", "ENV"], name
         assert body[2].args == "CLAUDE_CODE_VERSION=${CLAUDE_CODE_VERSION}", str(body[2])
+        for ins in body[3:]:
+            assert ins.keyword == "COPY", f"{name}: {ins}"
+            assert ins.args.split()[-1].startswith(MANAGED_DROP_INS), f"{name}: {ins}"
     pins = re.findall(r"^ARG CLAUDE_CODE_VERSION=", dockerfile_text, re.MULTILINE)
     assert len(pins) == len(line_stages), "a CLAUDE_CODE_VERSION default outside a line stage"
     assert '"@anthropic-ai/claude-code@${CLAUDE_CODE_VERSION}"' in dockerfile_text
@@ -291,7 +296,6 @@ def test_managed_settings_lock_out_repository_commands() -> None:
     assert managed["allowManagedHooksOnly"] is True
     assert managed["allowManagedMcpServersOnly"] is True
     assert managed["allowedMcpServers"] == []
-    assert managed["allowManagedPermissionRulesOnly"] is True
     for helper in (
         "apiKeyHelper",
         "awsAuthRefresh",
@@ -301,6 +305,29 @@ def test_managed_settings_lock_out_repository_commands() -> None:
         "proxyAuthHelper",
     ):
         assert managed[helper] == "", f"{helper} must be blanked so no settings file can set it"
+
+
+def test_repository_permission_rules_are_closed_on_every_line(dockerfile_text: str) -> None:
+    """A repository's permission rules count once the agent trusts /workspace in its own
+    ~/.claude.json. The newer CLI ignores that record under
+    CLAUDE_CODE_IGNORE_PERSISTED_TRUST=1 (image-wide); the default line's frozen CLI has no
+    such switch, so its line stage adds allowManagedPermissionRulesOnly as a drop-in (on the
+    newer CLI the key would drop --allowedTools too: docs/SECURITY.md)."""
+    assert re.search(r"\bCLAUDE_CODE_IGNORE_PERSISTED_TRUST=1\b", dockerfile_text)
+    assert "allowManagedPermissionRulesOnly" not in json.loads(
+        (REPO / "docker" / "claude-managed-settings.json").read_text()
+    ), "on the 2.1.33x CLI the key drops the operator's --allowedTools"
+    drop_in = REPO / "docker" / "claude-managed-settings.d" / "permission-rules-only.json"
+    assert json.loads(drop_in.read_text()) == {"allowManagedPermissionRulesOnly": True}
+    stages = re.split(r"(?m)^FROM[ \t]", dockerfile_text)
+    [default_line] = re.findall(r"(?m)^ARG NODE_VERSION=(\S+)$", dockerfile_text)
+    [stage] = [s for s in stages if re.match(rf"\S+[ \t]+AS[ \t]+node{default_line}\s", s)]
+    copy = re.search(r"(?m)^COPY --chmod=0644 (\S+) (\S+)$", stage)
+    assert copy, "the default line's stage must copy the permission-rules-only drop-in"
+    assert copy.groups() == (
+        "docker/claude-managed-settings.d/permission-rules-only.json",
+        "/etc/claude-code/managed-settings.d/permission-rules-only.json",
+    )
 
 
 # --- docker/Dockerfile.gateway --------------------------------------------------------------
@@ -345,12 +372,18 @@ def test_dockerignore_is_an_allow_list() -> None:
 
 
 def test_dockerignore_allows_exactly_what_the_dockerfiles_copy(
-    runtime: list[Instruction], gateway_runtime: list[Instruction]
+    dockerfile_text: str, runtime: list[Instruction], gateway_runtime: list[Instruction]
 ):
-    # One build context serves both Dockerfiles, so the allow-list is the union of their COPYs.
+    # One build context serves both Dockerfiles, so the allow-list is the union of their COPYs
+    # (the agent's runtime stage and its line stages' managed-settings drop-ins).
+    line_stages = [
+        body
+        for name, body in stages(parse_dockerfile(dockerfile_text)).items()
+        if re.fullmatch(r"node\d+", name)
+    ]
     copied = {
         src
-        for ins in [*runtime, *gateway_runtime]
+        for ins in [*runtime, *gateway_runtime, *(ins for body in line_stages for ins in body)]
         if ins.keyword == "COPY" and "from" not in _copy_sources(ins)[0]
         for src in _copy_sources(ins)[1]
     }
