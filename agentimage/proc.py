@@ -91,6 +91,8 @@ def run(
     CommandNotFound, a time limit CommandTimedOut (with `code`), whatever `failure` says.
     """
     what = failure or quote(argv)
+    stderr = {"capture": subprocess.PIPE, "inherit": None, "tee": subprocess.STDOUT}[output]
+    held = SigintHeld()
     try:
         process = subprocess.Popen(
             list(argv),
@@ -99,16 +101,23 @@ def run(
             text=True,
             stdin=subprocess.DEVNULL,
             stdout=None if output == "inherit" else subprocess.PIPE,
-            stderr={"capture": subprocess.PIPE, "inherit": None, "tee": subprocess.STDOUT}[output],
+            stderr=stderr,
             process_group=0,
         )
     except FileNotFoundError as exc:
+        held.release()
         raise CommandNotFound(
             f"{argv[0]} not found on PATH; install it or fix PATH", ExitCode.ENVIRONMENT
         ) from exc
+    except BaseException:
+        held.release()
+        raise
     tail: deque[str] = deque(maxlen=TAIL_LINES)
-    copier = _start_tee(process.stdout, tail) if output == "tee" else None
+    copier = None
     try:
+        if held.release():
+            raise KeyboardInterrupt  # Ctrl-C came while it started: stop it, then stop
+        copier = _start_tee(process.stdout, tail) if output == "tee" else None
         if copier is None:
             out, err = process.communicate(timeout=timeout)
         else:
@@ -127,6 +136,33 @@ def run(
     if failure and not finished.ok:
         raise AgentImageError(f"{failure}: {finished.detail}", code)
     return finished
+
+
+class SigintHeld:
+    """Holds a Ctrl-C that lands while a child starts, from creation until release().
+
+    The child runs in its own process group, so the terminal's SIGINT never reaches it. A
+    KeyboardInterrupt raised inside Popen, after the fork, would lose the only handle on a
+    child that then runs on (a test command holding the terminal's output for minutes). Held,
+    it is raised by the caller once the child can be stopped. Only the main thread receives
+    signals, and only Python's default handler is replaced; otherwise nothing is held."""
+
+    def __init__(self) -> None:
+        self.interrupted = False
+        self._previous: object = None
+        main = threading.current_thread() is threading.main_thread()
+        if main and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            self._previous = signal.signal(signal.SIGINT, self._hold)
+
+    def _hold(self, _signum: int, _frame: object) -> None:
+        self.interrupted = True
+
+    def release(self) -> bool:
+        """Put the previous handler back (once); whether a Ctrl-C was held meanwhile."""
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)  # type: ignore[arg-type]
+            self._previous = None
+        return self.interrupted
 
 
 def _environment(env: Mapping[str, str] | None, replace: bool) -> dict[str, str] | None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -99,3 +101,35 @@ def test_inherit_leaves_the_output_to_the_terminal(capfd: pytest.CaptureFixture[
     result = proc.run([PY, "-c", "print('to the log')"], output="inherit")
     assert result.stdout == ""
     assert capfd.readouterr().out == "to the log\n"
+
+
+@pytest.mark.parametrize("output", ["inherit", "capture", "tee"])
+def test_ctrl_c_while_the_command_starts_stops_it(
+    monkeypatch: pytest.MonkeyPatch, output: proc.Output
+) -> None:
+    """SIGINT landing inside Popen, after the fork: the command runs in its own process group
+    (the terminal's Ctrl-C never reaches it), so proc must still stop it, then raise."""
+    started: list[subprocess.Popen[str]] = []
+    real_popen = subprocess.Popen
+
+    def popen_then_ctrl_c(*args: object, **kwargs: object) -> subprocess.Popen[str]:
+        process = real_popen(*args, **kwargs)  # type: ignore[call-overload]
+        started.append(process)
+        signal.raise_signal(signal.SIGINT)  # handled before Popen would have returned
+        return process
+
+    monkeypatch.setattr(proc.subprocess, "Popen", popen_then_ctrl_c)
+    with pytest.raises(KeyboardInterrupt):
+        proc.run(["sleep", "300"], output=output)
+    assert started[0].poll() is not None, "the command outlived the Ctrl-C"
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_ctrl_c_is_held_only_while_the_command_starts() -> None:
+    held = proc.SigintHeld()
+    assert signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+    signal.raise_signal(signal.SIGINT)
+    assert held.release() is True
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    with pytest.raises(KeyboardInterrupt):
+        signal.raise_signal(signal.SIGINT)
