@@ -29,7 +29,6 @@ from cyclonedx.model.bom import Bom
 from cyclonedx.model.component import Component, ComponentType
 from cyclonedx.output.json import JsonV1Dot6
 from cyclonedx.schema import SchemaVersion
-from cyclonedx.validation.json import JsonStrictValidator
 from packageurl import PackageURL
 
 from agentimage.errors import AgentImageError, ExitCode
@@ -287,6 +286,10 @@ def document(contents: Contents, subject: Subject, tool_version: str) -> str:
         bom.components.add(component)
     bom.register_dependency(image, [operating_system, *components])
     text = JsonV1Dot6(bom).output_as_string(indent=2)
+    # Imported here: the schema validator loads jsonschema (about a second), which every other
+    # command of the tooling (invoke build, --help) would otherwise pay for at start-up.
+    from cyclonedx.validation.json import JsonStrictValidator
+
     error = JsonStrictValidator(SchemaVersion.V1_6).validate_str(text)
     if error is not None:
         raise AgentImageError(

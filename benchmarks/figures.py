@@ -136,12 +136,15 @@ def build_naive(tag: str) -> float:
 
 
 def base_layer_count(image: layers.Image, base_image: str = BASE_IMAGE) -> int:
-    result = run(
-        ["docker", "image", "inspect", "--format", "{{json .RootFS.Layers}}", base_image],
-        check=False,
-    )
-    base_ids = json.loads(result.stdout) if result.returncode == 0 else []
-    return layers.shared_prefix(base_ids, image.config["rootfs"]["diff_ids"])
+    """How many of the image's layers are the base's. BuildKit pulls the base for its own
+    use, so the local store may not hold it: pull it (from the mirror) before counting, or
+    every base file would be counted as ours."""
+    inspect = ["docker", "image", "inspect", "--format", "{{json .RootFS.Layers}}", base_image]
+    result = run(inspect, check=False)
+    if result.returncode != 0:
+        run(["docker", "pull", "--quiet", base_image])
+        result = run(inspect)
+    return layers.shared_prefix(json.loads(result.stdout), image.config["rootfs"]["diff_ids"])
 
 
 def analyse(ref: str, base_image: str = BASE_IMAGE) -> dict[str, Any]:
