@@ -25,9 +25,13 @@ from agentimage.runner import HostRunner, RecordingRunner
 
 Runner = HostRunner | RecordingRunner
 INSPECT_TIMEOUT = 60
-ATTEMPTS = 3  # a connection the registry (or a proxy before it) dropped is tried again
+# A transient failure is tried again: a connection the registry (or a proxy before it)
+# dropped, or a 5xx. The reference registry answers 500 when a manifest it is writing for one
+# client is read by another (two releases of one repository at once): the next read succeeds.
+ATTEMPTS = 3
 _DROPPED = ("connection reset by peer", "unexpected eof", ": eof", "broken pipe",
-            "502 bad gateway", "503 service unavailable", "504 gateway timeout")  # fmt: skip
+            "500 internal server error", "502 bad gateway", "503 service unavailable",
+            "504 gateway timeout")  # fmt: skip
 _ABSENT = re.compile(r": not found$")
 _AUTH = (
     "401 unauthorized",

@@ -210,10 +210,19 @@ class _FlakyRunner:
         return out
 
 
-def test_a_dropped_connection_is_tried_again(monkeypatch) -> None:
+@pytest.mark.parametrize(
+    "transient",
+    [
+        "read: connection reset by peer",
+        # what the registry answered one of two releases racing on one repository
+        "failed to copy: httpReadSeeker: failed open: unexpected status code "
+        "http://127.0.0.1:9/v2/a/manifests/sha256:ab: 500 Internal Server Error",
+    ],
+)
+def test_a_transient_failure_is_tried_again(monkeypatch, transient: str) -> None:
     monkeypatch.setattr(imagetools.time, "sleep", lambda _: None)
     found = json.dumps({"manifest": {"digest": "sha256:ab"}, "image": {"config": {}}})
-    runner = _FlakyRunner(("read: connection reset by peer", ""), (None, found))
+    runner = _FlakyRunner((transient, ""), (None, found))
     image = imagetools.Registry(runner).inspect("127.0.0.1:9/a:b")  # type: ignore[arg-type]
     assert image is not None
     assert image.digest == "sha256:ab"
